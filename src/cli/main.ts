@@ -1,0 +1,252 @@
+/**
+ * The `sluice` command. Exit codes: 0 success, 1 runtime failure, 2 usage error, 78 invalid config
+ * (EX_CONFIG). Messages say what to do next.
+ */
+
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfigFile, validateConfig } from '../config/load.js';
+import { configJsonSchema, type Config, type ConfigInput, type ProviderConfig } from '../config/schema.js';
+import { describeError, log, setLogLevel } from '../observability/logger.js';
+import { providersFromEnv } from '../providers/registry.js';
+import { Gateway } from '../server/gateway.js';
+import { startMockServer } from '../mock/server.js';
+import { mockCliOptions, MOCK_CLI_HELP } from './mock-options.js';
+
+export const EXIT = { ok: 0, failure: 1, usage: 2, config: 78 } as const;
+
+const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+const HELP = `sluice ${VERSION} — an AI gateway: one OpenAI- and Anthropic-compatible API over many model providers
+
+Usage:
+  sluice start [--config FILE] [--host H] [--port N] [--upstream URL ...]
+  sluice validate FILE
+  sluice schema
+  sluice mock [--port N] [mock options]      a standalone fake model server (for tests and benchmarks)
+  sluice --help | --version
+
+start:
+  --config FILE     YAML or JSON config (see examples/). Without one, providers come from the usual
+                    environment variables (OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, …) and
+                    the built-in "mock" provider is always there.
+  --host H          listen address (default from config, else 127.0.0.1)
+  --port N          listen port (default from config, else 8080; 0 picks a free port)
+  --upstream URL    sidecar mode: serve every model of an OpenAI-compatible server (vLLM, SGLang,
+                    Ollama, llama.cpp); repeat for several. Models are read from URL/v1/models.
+
+Signals: SIGTERM/SIGINT drain and exit; SIGHUP reloads --config.
+Exit codes: 0 ok, 1 failure, 2 usage error, 78 invalid configuration.
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(HELP);
+        return command === undefined ? EXIT.usage : EXIT.ok;
+      case '-v':
+      case '--version':
+        process.stdout.write(`${VERSION}\n`);
+        return EXIT.ok;
+      case 'start':
+        return await start(rest);
+      case 'validate':
+        return validate(rest);
+      case 'schema':
+        process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
+        return EXIT.ok;
+      case 'mock':
+        return await mock(rest);
+      default:
+        process.stderr.write(`sluice: unknown command "${command}". Run \`sluice --help\` for the commands.\n`);
+        return EXIT.usage;
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`sluice: ${err.message}\nRun \`sluice --help\` for usage.\n`);
+      return EXIT.usage;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sluice: ${err.message}\n`);
+      return EXIT.config;
+    }
+    process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT.failure;
+  }
+}
+
+class UsageError extends Error {}
+
+/** Argument errors from parseArgs are usage errors (exit 2), not failures. */
+function usage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function validate(args: string[]): number {
+  const { positionals } = usage(() => parseArgs({ args, options: {}, allowPositionals: true, strict: true }));
+  if (positionals.length !== 1) throw new UsageError('validate takes exactly one FILE');
+  loadConfigFile(positionals[0] as string, process.env);
+  process.stdout.write(`${positionals[0]}: valid\n`);
+  return EXIT.ok;
+}
+
+function parsePort(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--port must be an integer from 0 to 65535, got "${value}"`);
+  return n;
+}
+
+/** Sidecar upstreams: `http://host:8000` and `http://host:8000/v1` both mean the server's /v1 API. */
+export function upstreamProviders(urls: readonly string[]): ConfigInput['providers'] {
+  return urls.map((raw, i) => {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new UsageError(`--upstream "${raw}" is not a URL (expected e.g. http://127.0.0.1:8000)`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--upstream "${raw}" must be http(s)`);
+    const path = url.pathname.replace(/\/+$/, '');
+    url.pathname = path === '' ? '/v1' : path;
+    return { name: urls.length === 1 ? 'upstream' : `upstream-${i + 1}`, type: 'openai-compatible', base_url: url.toString().replace(/\/$/, '') };
+  });
+}
+
+/** With no config file: providers from the environment, plus the built-in mock. */
+function defaultConfig(upstreams: string[]): Config {
+  if (upstreams.length > 0) return validateConfig({ providers: upstreamProviders(upstreams) }, '--upstream');
+  const fromEnv: ProviderConfig[] = providersFromEnv(process.env);
+  return validateConfig({ providers: [...fromEnv, { name: 'mock', type: 'mock' }] }, 'environment');
+}
+
+async function start(args: string[]): Promise<number> {
+  const { values } = usage(() =>
+    parseArgs({
+      args,
+      strict: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        host: { type: 'string' },
+        port: { type: 'string', short: 'p' },
+        upstream: { type: 'string', multiple: true },
+      },
+    }),
+  );
+  const configPath = values.config;
+  const upstreams = values.upstream ?? [];
+  let config: Config;
+  if (configPath) {
+    config = loadConfigFile(configPath, process.env);
+    if (upstreams.length > 0) {
+      config = validateConfig(
+        { ...config, providers: [...config.providers, ...(upstreamProviders(upstreams) ?? [])] },
+        `${configPath} + --upstream`,
+      );
+    }
+  } else {
+    config = defaultConfig(upstreams);
+  }
+  setLogLevel(config.log.level);
+
+  const gw = await Gateway.start({ config, env: process.env, host: values.host, port: parsePort(values.port) });
+  const host = values.host ?? config.server.host;
+  printBanner(gw, host);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('draining', { signal, in_flight: gw.inFlight });
+    gw.close(30_000).then(
+      () => process.exit(EXIT.ok),
+      (err) => {
+        log.error('shutdown failed', describeError(err));
+        process.exit(EXIT.failure);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    if (!configPath) {
+      log.warn('SIGHUP ignored: no --config file to reload');
+      return;
+    }
+    try {
+      const next = loadConfigFile(configPath, process.env);
+      gw.reload(next).catch((err) => log.error('reload failed; keeping the running config', { reason: (err as Error).message }));
+    } catch (err) {
+      log.error('reload failed; keeping the running config', { reason: (err as Error).message });
+    }
+  });
+  // Never reached while serving: the process lives until a signal.
+  return await new Promise<number>(() => undefined);
+}
+
+function printBanner(gw: Gateway, host: string): void {
+  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  const base = `http://${shown.includes(':') ? `[${shown}]` : shown}:${gw.port}`;
+  const snap = gw.snapshot;
+  const providers = [...snap.providers.values()].map((p) => `${p.name} (${p.type})`).join(', ');
+  const models = snap.router.listModels().map((m) => m.id);
+  const example = models.includes('mock') ? 'mock' : (models[0] ?? 'MODEL');
+  process.stdout.write(
+    `sluice ${VERSION} listening on ${base}\n` +
+      `  providers: ${providers || 'none'}\n` +
+      `  models:    ${models.length ? models.slice(0, 10).join(', ') + (models.length > 10 ? ', …' : '') : '(patterns only)'}\n\n` +
+      `Try it:\n` +
+      `  curl ${base}/v1/chat/completions -H 'content-type: application/json' \\\n` +
+      `    -d '{"model":"${example}","messages":[{"role":"user","content":"Hello, Sluice!"}]}'\n\n`,
+  );
+}
+
+async function mock(args: string[]): Promise<number> {
+  const { values } = usage(() =>
+    parseArgs({
+      args,
+      strict: true,
+      options: {
+        host: { type: 'string' },
+        port: { type: 'string', short: 'p' },
+        'ttft-ms': { type: 'string' },
+        tps: { type: 'string' },
+        'output-tokens': { type: 'string' },
+        'chunk-tokens': { type: 'string' },
+        'error-status': { type: 'string' },
+        'error-every': { type: 'string' },
+        models: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }),
+  );
+  if (values.help) {
+    process.stdout.write(MOCK_CLI_HELP);
+    return EXIT.ok;
+  }
+  let options;
+  try {
+    options = mockCliOptions(values);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const server = await startMockServer({ ...options, host: values.host ?? '127.0.0.1', port: parsePort(values.port) ?? 9000 });
+  process.stdout.write(`sluice mock listening on http://${values.host ?? '127.0.0.1'}:${server.port}\n`);
+  const stop = () => {
+    server.close().then(() => process.exit(EXIT.ok));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  return await new Promise<number>(() => undefined);
+}

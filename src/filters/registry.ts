@@ -1,0 +1,33 @@
+/**
+ * The built-in filter types, listed in one place, and the chain built from config. Model resolution
+ * runs first unless the config lists `- type: model` somewhere else.
+ */
+
+import type { FilterConfig } from '../config/schema.js';
+import { FilterChain } from '../pipeline/chain.js';
+import type { Filter } from '../pipeline/filter.js';
+import { modelFilter } from '../routing/model-filter.js';
+import type { ModelRouter } from '../routing/model-router.js';
+import { bodyFilter } from './body.js';
+import { headersFilter } from './headers.js';
+
+export function buildFilterChain(configs: readonly FilterConfig[], router: ModelRouter): FilterChain {
+  const filters: Filter[] = [];
+  let hasModel = false;
+  for (const cfg of configs) {
+    switch (cfg.type) {
+      case 'model':
+        hasModel = true;
+        filters.push(modelFilter(router));
+        break;
+      case 'headers':
+        filters.push(headersFilter(cfg));
+        break;
+      case 'body':
+        filters.push(bodyFilter(cfg));
+        break;
+    }
+  }
+  if (!hasModel) filters.unshift(modelFilter(router));
+  return new FilterChain(filters);
+}

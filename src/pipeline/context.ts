@@ -1,0 +1,54 @@
+/**
+ * Per-request state shared by the filters, the router and the server. Small on purpose: a filter's
+ * own configuration lives in the filter (built once per config snapshot), not here.
+ */
+
+import { clock } from '../clock.js';
+import type { Usage } from '../protocol/canonical.js';
+import type { JsonObject, WireProtocol } from '../protocol/codec.js';
+import type { Operation } from '../providers/provider.js';
+import type { ResolvedRoute } from '../routing/model-router.js';
+
+export interface HeaderEdits {
+  set: Record<string, string>;
+  remove: string[];
+}
+
+export class RequestContext {
+  /** Monotonic start time, ms. */
+  readonly startMs: number = clock.monotonicMs();
+  /** The body as the client sent it, parsed. Filters that edit it must set `bodyChanged`. */
+  body: JsonObject = {};
+  bodyChanged = false;
+  /** The model the client asked for. */
+  model = '';
+  stream = false;
+  /** Set by the model filter. */
+  route: ResolvedRoute | undefined = undefined;
+  /** Edits to apply to the upstream request's headers, after the provider set its own. */
+  readonly upstreamHeaderEdits: HeaderEdits = { set: {}, remove: [] };
+  /** Extra headers for the client's response; filters may edit them in onResponseHeaders. */
+  readonly responseHeaders: Record<string, string> = {};
+  /** What served the request, once known. */
+  provider = '';
+  upstreamModel = '';
+  attempts = 0;
+  /** HTTP status sent to the client, once sent. */
+  status = 0;
+  /** Monotonic time of the first body byte sent to the client. */
+  firstByteMs = 0;
+  usage: Usage | undefined = undefined;
+  /** True once the client went away. */
+  aborted = false;
+
+  constructor(
+    readonly id: string,
+    readonly method: string,
+    readonly path: string,
+    /** Lower-case names. */
+    readonly headers: Readonly<Record<string, string>>,
+    /** The protocol the client speaks: errors and answers are rendered in it. */
+    readonly protocol: WireProtocol,
+    readonly op: Operation,
+  ) {}
+}

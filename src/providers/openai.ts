@@ -1,0 +1,129 @@
+/**
+ * The OpenAI family: api.openai.com itself and every vendor or server in the OpenAI-compatible
+ * catalogue (`openai-compatible.ts`). They differ only in data (base URL, key variable, model names,
+ * operations), so one provider class serves them all with `Authorization: Bearer` and the OpenAI paths
+ * under the entry's base URL.
+ */
+
+import type { ProviderConfig } from '../config/schema.js';
+import { openaiChatCodec } from '../protocol/openai-chat.js';
+import {
+  ALL_OPERATIONS,
+  BaseProvider,
+  RequestHeaders,
+  apiKeysFrom,
+  baseUrlFrom,
+  bearerAuth,
+  requireKeys,
+  type BaseUrl,
+  type ProviderInput,
+} from './common.js';
+import {
+  DEFAULT_OPENAI_PATH,
+  OPENAI_COMPATIBLE_ALIASES,
+  OPENAI_COMPATIBLE_VENDORS,
+  type OpenAICompatibleVendor,
+} from './openai-compatible.js';
+import type { Operation, ProviderDeps, ProviderFactory, UpstreamCall } from './provider.js';
+import type { UpstreamRequest } from './transport.js';
+
+/** api.openai.com, described like a catalogue entry. */
+const OPENAI: OpenAICompatibleVendor = Object.freeze({
+  baseUrl: 'https://api.openai.com/v1',
+  keyEnv: 'OPENAI_API_KEY',
+  keyRequired: true,
+  models: Object.freeze(['gpt-*', 'o1*', 'o3*', 'o4*', 'chatgpt-*', 'text-embedding-*', 'omni-*', 'codex-*']),
+  selfHosted: false,
+  ops: ALL_OPERATIONS,
+});
+
+const OP_PATHS: Readonly<Record<Operation, string>> = {
+  chat: '/chat/completions',
+  completions: '/completions',
+  embeddings: '/embeddings',
+  models: '/models',
+};
+
+class OpenAIProvider extends BaseProvider {
+  private readonly origin: string;
+  /** Full path per operation, joined once. */
+  private readonly paths: Readonly<Record<Operation, string>>;
+  private readonly headers: RequestHeaders;
+
+  constructor(config: ProviderConfig, type: string, vendor: OpenAICompatibleVendor, base: BaseUrl, headers: RequestHeaders) {
+    super(config, {
+      type,
+      protocol: 'openai-chat',
+      codec: openaiChatCodec,
+      ops: vendor.ops,
+      defaultModels: vendor.models,
+      discoverModels: vendor.selfHosted,
+    });
+    this.origin = base.origin;
+    this.paths = {
+      chat: base.prefix + OP_PATHS.chat,
+      completions: base.prefix + OP_PATHS.completions,
+      embeddings: base.prefix + OP_PATHS.embeddings,
+      models: base.prefix + OP_PATHS.models,
+    };
+    this.headers = headers;
+  }
+
+  protected request(call: UpstreamCall): UpstreamRequest {
+    const method = call.op === 'models' ? 'GET' : 'POST';
+    return {
+      origin: this.origin,
+      path: this.paths[call.op],
+      method,
+      headers: this.headers.build(method, call.stream),
+      body: method === 'GET' ? null : call.body,
+      timeouts: this.timeouts,
+    };
+  }
+}
+
+function factoryFor(type: string, vendor: OpenAICompatibleVendor): ProviderFactory {
+  const defaultPath = vendor.baseUrl === null ? DEFAULT_OPENAI_PATH : new URL(vendor.baseUrl).pathname;
+  return (config: ProviderConfig, deps: ProviderDeps) => {
+    const base = baseUrlFrom(config, vendor.baseUrl, defaultPath);
+    const keys = apiKeysFrom(config, deps, vendor.keyEnv);
+    if (vendor.keyRequired) requireKeys(config, keys, vendor.keyEnv);
+    const headers = new RequestHeaders(config, bearerAuth(keys));
+    return new OpenAIProvider(config, type, vendor, base, headers);
+  };
+}
+
+export const openaiProvider: ProviderFactory = factoryFor('openai', OPENAI);
+
+/** A factory per catalogue entry and alias, keyed by the `type` users write. */
+export const openaiCompatibleProviders: Readonly<Record<string, ProviderFactory>> = (() => {
+  const out: Record<string, ProviderFactory> = {};
+  for (const [type, vendor] of Object.entries(OPENAI_COMPATIBLE_VENDORS)) out[type] = factoryFor(type, vendor);
+  for (const [alias, type] of Object.entries(OPENAI_COMPATIBLE_ALIASES)) {
+    const factory = out[type];
+    if (factory !== undefined) out[alias] = factory;
+  }
+  return Object.freeze(out);
+})();
+
+/** OPENAI_API_KEY, with OPENAI_BASE_URL as the OpenAI SDKs read it. */
+export function openaiProvidersFromEnv(env: ProviderDeps['env']): ProviderInput[] {
+  const key = env.OPENAI_API_KEY?.trim();
+  if (!key) return [];
+  const baseUrl = env.OPENAI_BASE_URL?.trim();
+  return [{ name: 'openai', type: 'openai', api_key: key, ...(baseUrl ? { base_url: baseUrl } : {}) }];
+}
+
+/**
+ * Each hosted catalogue vendor whose key variable is set. Self-hosted servers need an address rather
+ * than a key, so they come from config only.
+ */
+export function openaiCompatibleProvidersFromEnv(env: ProviderDeps['env']): ProviderInput[] {
+  const out: ProviderInput[] = [];
+  for (const [type, vendor] of Object.entries(OPENAI_COMPATIBLE_VENDORS)) {
+    if (vendor.selfHosted || vendor.keyEnv === null) continue;
+    const key = env[vendor.keyEnv]?.trim();
+    if (key) out.push({ name: type, type, api_key: key });
+  }
+  return out;
+}

@@ -1,0 +1,49 @@
+/**
+ * A configuration snapshot: the validated config and everything built from it (providers, model
+ * router, filter chain). Immutable; a reload builds a new one and swaps one reference, and each
+ * request keeps the snapshot it started with.
+ */
+
+import type { Config, ProviderConfig } from '../config/schema.js';
+import { buildFilterChain } from '../filters/registry.js';
+import type { FilterChain } from '../pipeline/chain.js';
+import type { Provider } from '../providers/provider.js';
+import { createProvider } from '../providers/registry.js';
+import { ModelRouter } from '../routing/model-router.js';
+
+export interface Snapshot {
+  readonly generation: number;
+  readonly config: Config;
+  readonly providers: ReadonlyMap<string, Provider>;
+  readonly router: ModelRouter;
+  readonly chain: FilterChain;
+  /** Provider name → models it reported at `/v1/models` (self-hosted servers). */
+  readonly discovered: ReadonlyMap<string, readonly string[]>;
+}
+
+export interface SnapshotDeps {
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+export function createProviders(configs: readonly ProviderConfig[], deps: SnapshotDeps): Map<string, Provider> {
+  const providers = new Map<string, Provider>();
+  for (const pc of configs) providers.set(pc.name, createProvider(pc, { env: deps.env }));
+  return providers;
+}
+
+/** Build a snapshot; throws (with a message naming the provider) when a provider cannot be built. */
+export function buildSnapshot(
+  config: Config,
+  generation: number,
+  providers: ReadonlyMap<string, Provider>,
+  discovered: ReadonlyMap<string, readonly string[]>,
+): Snapshot {
+  const router = new ModelRouter(config.models, providers, discovered);
+  const chain = buildFilterChain(config.filters, router);
+  return Object.freeze({ generation, config, providers, router, chain, discovered });
+}
+
+/** Release the connections of providers the next snapshot no longer uses. */
+export async function closeProviders(providers: Iterable<Provider>): Promise<void> {
+  await Promise.allSettled([...providers].map((p) => p.transport.close()));
+}

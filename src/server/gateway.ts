@@ -1,0 +1,297 @@
+/**
+ * One gateway worker: the uWS app, its routes, the current config snapshot, and the streams in
+ * flight. A reload swaps the snapshot reference; requests keep the one they started with.
+ */
+
+import { createServer } from 'node:net';
+import uWS from '@trufflesuite/uws-js-unofficial';
+import type { HttpResponse, TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
+import { clock } from '../clock.js';
+import type { Config } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import { describeError, log } from '../observability/logger.js';
+import type { WireProtocol } from '../protocol/codec.js';
+import { inboundCodec } from '../protocol/index.js';
+import type { Provider } from '../providers/provider.js';
+import { discoverModels } from '../runtime/discovery.js';
+import { buildSnapshot, closeProviders, createProviders, type Snapshot, type SnapshotDeps } from '../runtime/snapshot.js';
+import { handleModelRequest, type ProxyHost } from './proxy.js';
+import type { ResponseRelay } from './relay.js';
+
+export interface GatewayOptions extends SnapshotDeps {
+  config: Config;
+  /** Override config.server.host / port (CLI flags). */
+  host?: string;
+  port?: number;
+  /** How long to wait for self-hosted servers' `/v1/models` at start and reload. */
+  discoveryTimeoutMs?: number;
+  /** How often to ask self-hosted servers again (they may start after the gateway). */
+  rediscoverIntervalMs?: number;
+}
+
+/** uWS silently falls back to a slow JavaScript shim when its native binary fails to load. */
+export function assertNativeUws(): void {
+  if (typeof uWS.SSLApp !== 'function') {
+    throw new Error(
+      'the native uWebSockets.js binary did not load (unsupported platform or Node.js version); refusing to run on the slow fallback',
+    );
+  }
+}
+
+/** Fails with EADDRINUSE when another process serves the port, even one that set SO_REUSEPORT. */
+export function assertPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new Error(`port ${port} on ${host} is already in use (another sluice or another server); stop it or pick another --port`)
+          : new Error(`cannot listen on ${host}:${port} (${err.code ?? err.message})`),
+      );
+    });
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
+export class Gateway implements ProxyHost {
+  private current: Snapshot;
+  private readonly app: TemplatedApp;
+  private listenSocket: us_listen_socket | undefined;
+  private readonly relays = new Set<ResponseRelay>();
+  private keepAliveTimer: NodeJS.Timeout | undefined;
+  private rediscoverTimer: NodeJS.Timeout | undefined;
+  private boundPort = 0;
+
+  private constructor(
+    snapshot: Snapshot,
+    private readonly opts: GatewayOptions,
+  ) {
+    this.current = snapshot;
+    this.app = uWS.App();
+    this.routes();
+  }
+
+  static async start(opts: GatewayOptions): Promise<Gateway> {
+    assertNativeUws();
+    const snapshot = await Gateway.prepare(opts.config, 1, opts, undefined);
+    const gw = new Gateway(snapshot, opts);
+    await gw.listen(opts.host ?? opts.config.server.host, opts.port ?? opts.config.server.port);
+    gw.startTimers();
+    return gw;
+  }
+
+  get snapshot(): Snapshot {
+    return this.current;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get inFlight(): number {
+    return this.relays.size;
+  }
+
+  relayStarted(relay: ResponseRelay): void {
+    this.relays.add(relay);
+  }
+
+  relayFinished(relay: ResponseRelay): void {
+    this.relays.delete(relay);
+  }
+
+  /** Validate-and-swap: on any error the running snapshot stays. */
+  async reload(config: Config): Promise<Snapshot> {
+    const previous = this.current;
+    const next = await Gateway.prepare(config, previous.generation + 1, this.opts, previous);
+    this.current = next;
+    this.retireProviders(previous, next);
+    log.info('config reloaded', { generation: next.generation });
+    return next;
+  }
+
+  /** Stop accepting, let exchanges in flight finish up to `graceMs`, then close everything. */
+  async close(graceMs = 0): Promise<void> {
+    if (this.listenSocket) {
+      uWS.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = undefined;
+    }
+    const deadline = clock.monotonicMs() + graceMs;
+    while (this.relays.size > 0 && clock.monotonicMs() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const relay of this.relays) relay.clientGone();
+    clearInterval(this.keepAliveTimer);
+    clearInterval(this.rediscoverTimer);
+    await closeProviders(this.current.providers.values());
+  }
+
+  // ── building snapshots ─────────────────────────────────────────────────────────────────────
+
+  /**
+   * Providers whose config did not change keep their instance (and its warm connections); the
+   * others are created anew.
+   */
+  private static async prepare(
+    config: Config,
+    generation: number,
+    opts: GatewayOptions,
+    previous: Snapshot | undefined,
+  ): Promise<Snapshot> {
+    const reuse = new Map<string, Provider>();
+    if (previous) {
+      const before = new Map(previous.config.providers.map((p) => [p.name, JSON.stringify(p)]));
+      for (const pc of config.providers) {
+        const old = previous.providers.get(pc.name);
+        if (old && before.get(pc.name) === JSON.stringify(pc)) reuse.set(pc.name, old);
+      }
+    }
+    const fresh = createProviders(
+      config.providers.filter((pc) => !reuse.has(pc.name)),
+      opts,
+    );
+    const providers = new Map<string, Provider>();
+    for (const pc of config.providers) providers.set(pc.name, (reuse.get(pc.name) ?? fresh.get(pc.name)) as Provider);
+    const discovered = await Gateway.discover(providers, opts.discoveryTimeoutMs ?? 5_000);
+    try {
+      return buildSnapshot(config, generation, providers, discovered);
+    } catch (err) {
+      await closeProviders(fresh.values());
+      throw err;
+    }
+  }
+
+  private static async discover(
+    providers: ReadonlyMap<string, Provider>,
+    timeoutMs: number,
+  ): Promise<Map<string, readonly string[]>> {
+    const discovered = new Map<string, readonly string[]>();
+    await Promise.all(
+      [...providers.values()]
+        .filter((p) => p.discoverModels)
+        .map(async (p) => {
+          const r = await discoverModels(p, timeoutMs);
+          if ('models' in r) {
+            discovered.set(p.name, r.models);
+            log.info('models discovered', { provider: p.name, models: r.models.slice(0, 20), count: r.models.length });
+          } else {
+            log.warn('model discovery failed; will retry', { provider: p.name, reason: r.error });
+          }
+        }),
+    );
+    return discovered;
+  }
+
+  private retireProviders(previous: Snapshot, next: Snapshot): void {
+    const kept = new Set(next.providers.values());
+    const retired = [...previous.providers.values()].filter((p) => !kept.has(p));
+    if (retired.length === 0) return;
+    // Requests still on the old snapshot keep using these; close once they are done.
+    const closeWhenIdle = (): void => {
+      const busy = [...this.relays].length > 0 && [...previous.providers.values()].some((p) => !kept.has(p));
+      if (busy && this.inFlight > 0) {
+        setTimeout(closeWhenIdle, 1_000).unref();
+        return;
+      }
+      void closeProviders(retired);
+    };
+    setTimeout(closeWhenIdle, 1_000).unref();
+  }
+
+  /** Ask self-hosted servers again; swap the router when what they serve changed. */
+  private async rediscover(): Promise<void> {
+    const snap = this.current;
+    const discovered = await Gateway.discover(snap.providers, this.opts.discoveryTimeoutMs ?? 5_000);
+    if (this.current !== snap) return;
+    const same =
+      discovered.size === snap.discovered.size &&
+      [...discovered].every(([k, v]) => JSON.stringify(v) === JSON.stringify(snap.discovered.get(k)));
+    if (same) return;
+    this.current = buildSnapshot(snap.config, snap.generation, snap.providers, discovered);
+  }
+
+  // ── serving ────────────────────────────────────────────────────────────────────────────────
+
+  private startTimers(): void {
+    const idle = this.current.config.server.sse_keepalive_ms;
+    if (idle > 0) {
+      this.keepAliveTimer = setInterval(() => {
+        const now = clock.monotonicMs();
+        const ms = this.current.config.server.sse_keepalive_ms || idle;
+        for (const relay of this.relays) relay.keepAlive(now, ms);
+      }, Math.max(100, Math.min(1_000, Math.floor(idle / 2))));
+      this.keepAliveTimer.unref();
+    }
+    if ([...this.current.providers.values()].some((p) => p.discoverModels)) {
+      this.rediscoverTimer = setInterval(() => {
+        this.rediscover().catch((err) => log.warn('model rediscovery failed', describeError(err)));
+      }, this.opts.rediscoverIntervalMs ?? 30_000);
+      this.rediscoverTimer.unref();
+    }
+  }
+
+  private listen(host: string, port: number): Promise<void> {
+    return assertPortFree(host, port).then(
+      () =>
+        new Promise((resolve, reject) => {
+          this.app.listen(host, port, (socket) => {
+            if (!socket) {
+              reject(new Error(`cannot listen on ${host}:${port}`));
+              return;
+            }
+            this.listenSocket = socket;
+            this.boundPort = uWS.us_socket_local_port(socket);
+            resolve();
+          });
+        }),
+    );
+  }
+
+  private routes(): void {
+    const model = (protocol: WireProtocol, op: 'chat' | 'completions' | 'embeddings') => (res: HttpResponse, req: uWS.HttpRequest) =>
+      handleModelRequest(res, req, protocol, op, this);
+
+    this.app
+      .post('/v1/chat/completions', model('openai-chat', 'chat'))
+      .post('/v1/messages', model('anthropic-messages', 'chat'))
+      .post('/v1/completions', model('openai-chat', 'completions'))
+      .post('/v1/embeddings', model('openai-chat', 'embeddings'))
+      .get('/v1/models', (res, req) => this.listModels(res, req.getHeader('anthropic-version') !== ''))
+      .get('/healthz', (res) => {
+        res.cork(() => {
+          res.writeHeader('content-type', 'application/json').end('{"status":"ok"}');
+        });
+      })
+      .any('/*', (res, req) => {
+        const url = req.getUrl();
+        const method = req.getCaseSensitiveMethod();
+        const known = ['/v1/chat/completions', '/v1/messages', '/v1/completions', '/v1/embeddings', '/v1/models', '/healthz'];
+        const error = known.includes(url)
+          ? new GatewayError('method_not_allowed', `${method} is not allowed on ${url}`)
+          : new GatewayError('not_found', `no route for ${method} ${url.slice(0, 200)}`);
+        const protocol: WireProtocol = url.startsWith('/v1/messages') ? 'anthropic-messages' : 'openai-chat';
+        const body = JSON.stringify(inboundCodec(protocol).encodeError(error));
+        res.cork(() => {
+          res.writeStatus(`${error.status} ${error.status === 405 ? 'Method Not Allowed' : 'Not Found'}`);
+          res.writeHeader('content-type', 'application/json').end(body);
+        });
+      });
+  }
+
+  private listModels(res: HttpResponse, anthropic: boolean): void {
+    const models = this.current.router.listModels();
+    const body = anthropic
+      ? {
+          data: models.map((m) => ({ type: 'model', id: m.id, display_name: m.id, created_at: '1970-01-01T00:00:00Z' })),
+          has_more: false,
+          first_id: models[0]?.id ?? null,
+          last_id: models[models.length - 1]?.id ?? null,
+        }
+      : { object: 'list', data: models.map((m) => ({ id: m.id, object: 'model', created: 0, owned_by: m.ownedBy })) };
+    const text = JSON.stringify(body);
+    res.cork(() => {
+      res.writeHeader('content-type', 'application/json').end(text);
+    });
+  }
+}

@@ -1,0 +1,226 @@
+/**
+ * One model request, end to end: headers → request filters → body → request filters → route →
+ * provider adapter → upstream → relay. The snapshot taken at the start serves the whole request, so
+ * a reload never changes a request mid-flight.
+ */
+
+import type { HttpRequest, HttpResponse } from '@trufflesuite/uws-js-unofficial';
+import { GatewayError, toGatewayError } from '../errors.js';
+import { RequestContext } from '../pipeline/context.js';
+import type { LocalReply } from '../pipeline/filter.js';
+import type { JsonObject, WireProtocol } from '../protocol/codec.js';
+import { inboundCodec } from '../protocol/index.js';
+import type { Operation } from '../providers/provider.js';
+import type { UpstreamRequest } from '../providers/transport.js';
+import { describeError, log } from '../observability/logger.js';
+import type { Snapshot } from '../runtime/snapshot.js';
+import { ClientResponse } from './client-response.js';
+import { ResponseRelay } from './relay.js';
+import { sendError, sendLocalReply } from './reply.js';
+import { readHeaders, requestId } from './request.js';
+
+export interface ProxyHost {
+  /** The snapshot new requests start with. */
+  readonly snapshot: Snapshot;
+  relayStarted(relay: ResponseRelay): void;
+  relayFinished(relay: ResponseRelay): void;
+}
+
+const MAX_MODEL_NAME = 256;
+
+export function handleModelRequest(
+  res: HttpResponse,
+  req: HttpRequest,
+  protocol: WireProtocol,
+  op: Operation,
+  host: ProxyHost,
+): void {
+  const snapshot = host.snapshot;
+  const headers = readHeaders(req);
+  const ctx = new RequestContext(requestId(headers['x-request-id']), 'POST', req.getUrl(), headers, protocol, op);
+  const out = new ClientResponse(res);
+  out.onAbort(() => {
+    ctx.aborted = true;
+  });
+
+  const limit = snapshot.config.server.max_body_bytes;
+  const declared = headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) {
+    sendError(out, ctx, tooLarge(limit));
+    return;
+  }
+
+  let headerPhase: LocalReply | undefined | Promise<LocalReply | undefined>;
+  try {
+    headerPhase = snapshot.chain.runRequestHeaders(ctx);
+  } catch (err) {
+    fail(out, ctx, err);
+    return;
+  }
+
+  // uWS delivers the body only to a handler attached now, so read it while header filters run.
+  const chunks: Buffer[] = [];
+  let size = 0;
+  res.onData((ab, isLast) => {
+    if (out.done) return;
+    size += ab.byteLength;
+    if (size > limit) {
+      sendError(out, ctx, tooLarge(limit));
+      return;
+    }
+    // uWS reuses the ArrayBuffer after this callback returns: copy.
+    chunks.push(Buffer.from(new Uint8Array(ab).slice()));
+    if (!isLast) return;
+    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+    if (headerPhase instanceof Promise) {
+      headerPhase.then(
+        (reply) => afterHeaders(reply, body, ctx, out, snapshot, host),
+        (err) => fail(out, ctx, err),
+      );
+    } else {
+      afterHeaders(headerPhase, body, ctx, out, snapshot, host);
+    }
+  });
+}
+
+function afterHeaders(
+  reply: LocalReply | undefined,
+  raw: Buffer,
+  ctx: RequestContext,
+  out: ClientResponse,
+  snapshot: Snapshot,
+  host: ProxyHost,
+): void {
+  if (out.done) return;
+  if (reply) {
+    sendLocalReply(out, ctx, reply);
+    return;
+  }
+  try {
+    ctx.body = parseBody(raw);
+    const model = ctx.body.model;
+    if (typeof model !== 'string' || model.length === 0) {
+      throw new GatewayError('invalid_request', 'you must provide a model parameter', { param: 'model' });
+    }
+    if (model.length > MAX_MODEL_NAME) {
+      throw new GatewayError('invalid_request', `model name longer than ${MAX_MODEL_NAME} characters`, { param: 'model' });
+    }
+    ctx.model = model;
+    ctx.stream = ctx.op === 'embeddings' ? false : ctx.body.stream === true;
+    const bodyPhase = snapshot.chain.runRequestBody(ctx);
+    if (bodyPhase instanceof Promise) {
+      bodyPhase.then(
+        (r) => afterBody(r, raw, ctx, out, snapshot, host),
+        (err) => fail(out, ctx, err),
+      );
+    } else {
+      afterBody(bodyPhase, raw, ctx, out, snapshot, host);
+    }
+  } catch (err) {
+    fail(out, ctx, err);
+  }
+}
+
+function afterBody(
+  reply: LocalReply | undefined,
+  raw: Buffer,
+  ctx: RequestContext,
+  out: ClientResponse,
+  snapshot: Snapshot,
+  host: ProxyHost,
+): void {
+  if (out.done) return;
+  if (reply) {
+    sendLocalReply(out, ctx, reply);
+    return;
+  }
+  try {
+    forward(raw, ctx, out, snapshot, host);
+  } catch (err) {
+    fail(out, ctx, err);
+  }
+}
+
+function forward(raw: Buffer, ctx: RequestContext, out: ClientResponse, snapshot: Snapshot, host: ProxyHost): void {
+  const route = ctx.route;
+  const target = route?.targets[0];
+  if (!target) throw new GatewayError('model_not_found', `The model \`${ctx.model}\` is not served by this gateway.`);
+  const provider = target.provider;
+  if (!provider.supports(ctx.op)) {
+    throw new GatewayError('unsupported_operation', `provider ${provider.name} does not support ${ctx.path}`);
+  }
+  ctx.provider = provider.name;
+  ctx.upstreamModel = target.model;
+
+  const sameProtocol = provider.protocol === ctx.protocol;
+  const client = inboundCodec(ctx.protocol);
+  let body: string | Uint8Array;
+  if (sameProtocol || ctx.op !== 'chat') {
+    // Same protocol: forward the client's own JSON; untouched bytes when nothing changed.
+    if (!ctx.bodyChanged && ctx.body.model === target.model) {
+      body = raw;
+    } else {
+      ctx.body.model = target.model;
+      body = JSON.stringify(ctx.body);
+    }
+  } else {
+    const canonical = client.decodeRequest(ctx.body);
+    body = JSON.stringify(provider.codec.encodeRequest(canonical, target.model));
+  }
+
+  const upstream = provider.buildRequest({
+    op: ctx.op,
+    model: target.model,
+    stream: ctx.stream,
+    body,
+    clientHeaders: ctx.headers,
+    inbound: ctx.protocol,
+  });
+  applyHeaderEdits(upstream, ctx);
+  ctx.attempts = 1;
+
+  const streamOptions = ctx.body.stream_options as JsonObject | undefined;
+  const relay = new ResponseRelay({
+    ctx,
+    out,
+    chain: snapshot.chain,
+    provider,
+    client,
+    sameProtocol,
+    translate: ctx.op === 'chat' && (!sameProtocol || snapshot.chain.inspectsResponses),
+    includeUsage: streamOptions?.include_usage === true,
+    onFinish: (r) => host.relayFinished(r),
+  });
+  out.onAbort(() => relay.clientGone());
+  host.relayStarted(relay);
+  relay.exchange = provider.transport.send(upstream, relay);
+}
+
+function applyHeaderEdits(upstream: UpstreamRequest, ctx: RequestContext): void {
+  const edits = ctx.upstreamHeaderEdits;
+  for (const k of edits.remove) delete upstream.headers[k];
+  for (const k in edits.set) upstream.headers[k] = edits.set[k] as string;
+}
+
+function parseBody(raw: Buffer): JsonObject {
+  let body: unknown;
+  try {
+    body = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new GatewayError('invalid_json', 'the request body is not valid JSON');
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new GatewayError('invalid_request', 'the request body must be a JSON object');
+  }
+  return body as JsonObject;
+}
+
+function tooLarge(limit: number): GatewayError {
+  return new GatewayError('body_too_large', `request body larger than ${limit} bytes`);
+}
+
+function fail(out: ClientResponse, ctx: RequestContext, err: unknown): void {
+  const error = toGatewayError(err);
+  if (!(err instanceof GatewayError)) log.error('request failed', { request_id: ctx.id, ...describeError(err) });
+  sendError(out, ctx, error);
+}

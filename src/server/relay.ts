@@ -1,0 +1,398 @@
+/**
+ * The response path of one exchange: upstream bytes in, client bytes out.
+ *
+ * Two ways through:
+ * - pass-through (client and upstream speak the same protocol and no filter inspects answers): bytes
+ *   are forwarded untouched. Streams are forwarded up to the last complete SSE event of each chunk,
+ *   so anything the gateway itself must add (a keep-alive comment, an error event after an upstream
+ *   failure) lands between events, never inside one.
+ * - translation: the upstream's codec decodes into canonical events, filters see each event, and the
+ *   client's codec encodes it at once. Nothing waits for the whole answer.
+ *
+ * Upstream errors before anything reached the client become a plain error reply in the client's
+ * protocol; after that, a protocol-correct error event ends the stream.
+ */
+
+import { clock } from '../clock.js';
+import { GatewayError, toGatewayError } from '../errors.js';
+import type { RequestContext } from '../pipeline/context.js';
+import type { FilterChain } from '../pipeline/chain.js';
+import type { ChatResponse, StreamEvent } from '../protocol/canonical.js';
+import type { InboundCodec, StreamDecoder, StreamEncoder } from '../protocol/codec.js';
+import { responseToEvents } from '../protocol/replay.js';
+import { SSE_KEEPALIVE } from '../protocol/sse.js';
+import type { Provider } from '../providers/provider.js';
+import type { Exchange, UpstreamHandler } from '../providers/transport.js';
+import { describeError, log } from '../observability/logger.js';
+import type { ClientResponse } from './client-response.js';
+import { sendError } from './reply.js';
+
+type Mode = 'pending' | 'sse-pass' | 'sse-translate' | 'body' | 'error-body' | 'finished';
+
+/** Upstream response headers worth relaying to clients: rate-limit state and upstream request ids. */
+function relayedHeader(name: string): string | undefined {
+  if (name === 'retry-after' || name === 'openai-processing-ms') return name;
+  if (name.startsWith('x-ratelimit-') || name.startsWith('anthropic-ratelimit-')) return name;
+  if (name === 'x-request-id' || name === 'request-id') return 'x-upstream-request-id';
+  return undefined;
+}
+
+/** Largest non-streamed upstream answer accepted; beyond it the exchange fails instead of eating memory. */
+const MAX_UPSTREAM_BODY = 64 * 1024 * 1024;
+
+export interface RelayInit {
+  ctx: RequestContext;
+  out: ClientResponse;
+  chain: FilterChain;
+  provider: Provider;
+  client: InboundCodec;
+  /** Client and upstream speak the same protocol. */
+  sameProtocol: boolean;
+  /** Decode and re-encode answers (protocols differ, or a filter inspects answers). */
+  translate: boolean;
+  /** The client asked for a usage chunk (OpenAI stream_options.include_usage). */
+  includeUsage: boolean;
+  onFinish: (relay: ResponseRelay) => void;
+}
+
+export class ResponseRelay implements UpstreamHandler {
+  exchange: Exchange | undefined;
+  readonly startedMs = clock.monotonicMs();
+  private mode: Mode = 'pending';
+  private status = 0;
+  private chunks: Buffer[] = [];
+  private bodyBytes = 0;
+  /** Pass-through: bytes of an SSE event not yet complete. */
+  private tail: Buffer | undefined;
+  private decoder: StreamDecoder | undefined;
+  private encoder: StreamEncoder | undefined;
+  /** Translation: client bytes produced while decoding one upstream chunk. */
+  private pendingOut = '';
+  /** Translation: the upstream sent an error event; the stream ends after it. */
+  private upstreamFailed: GatewayError | undefined;
+
+  constructor(private readonly init: RelayInit) {}
+
+  get streaming(): boolean {
+    return this.mode === 'sse-pass' || this.mode === 'sse-translate';
+  }
+
+  // ── UpstreamHandler ────────────────────────────────────────────────────────────────────────
+
+  onHeaders(status: number, headers: Record<string, string>): void {
+    if (this.mode === 'finished') return;
+    const { ctx, chain } = this.init;
+    this.status = status;
+    const rh = ctx.responseHeaders;
+    for (const name in headers) {
+      const as = relayedHeader(name);
+      if (as !== undefined) rh[as] = headers[name] as string;
+    }
+    rh['x-request-id'] = ctx.id;
+    rh['x-sluice-provider'] = ctx.provider;
+    rh['x-sluice-model'] = ctx.upstreamModel;
+    rh['x-sluice-attempts'] = String(ctx.attempts);
+
+    if (status >= 400) {
+      this.mode = 'error-body';
+      return;
+    }
+    const isSse = (headers['content-type'] ?? '').includes('text/event-stream');
+    if (ctx.stream && isSse) {
+      this.mode = this.init.translate ? 'sse-translate' : 'sse-pass';
+      rh['content-type'] = 'text/event-stream; charset=utf-8';
+      rh['cache-control'] = 'no-cache';
+      rh['x-accel-buffering'] = 'no';
+      chain.runResponseHeaders(ctx);
+      ctx.status = 200;
+      this.init.out.startStream(200, rh);
+      if (this.mode === 'sse-translate') {
+        this.encoder = this.clientEncoder();
+        this.decoder = this.init.provider.codec.createStreamDecoder((ev) => this.onEvent(ev));
+      }
+      return;
+    }
+    // A whole body: a non-streamed answer, or an upstream that ignored `stream` (handled at the end).
+    this.mode = 'body';
+  }
+
+  onData(chunk: Uint8Array): boolean {
+    switch (this.mode) {
+      case 'sse-pass':
+        return this.passThrough(chunk);
+      case 'sse-translate':
+        try {
+          this.decoder!.push(chunk);
+        } catch (err) {
+          this.fail(toUpstreamError(err));
+          return true;
+        }
+        return this.flushTranslated();
+      case 'body':
+      case 'error-body':
+        this.bodyBytes += chunk.byteLength;
+        if (this.bodyBytes > MAX_UPSTREAM_BODY) {
+          this.fail(new GatewayError('upstream_protocol_error', 'upstream answer too large'));
+          return true;
+        }
+        // undici may hand out views of a reused buffer: keep a copy.
+        this.chunks.push(Buffer.from(chunk));
+        return true;
+      default:
+        return true;
+    }
+  }
+
+  onEnd(): void {
+    switch (this.mode) {
+      case 'sse-pass':
+        this.endPassThrough();
+        return;
+      case 'sse-translate':
+        this.endTranslated();
+        return;
+      case 'body':
+        this.endBody();
+        return;
+      case 'error-body':
+        this.endErrorBody();
+        return;
+      default:
+        return;
+    }
+  }
+
+  onError(error: GatewayError): void {
+    if (this.mode === 'finished') return;
+    this.fail(error);
+  }
+
+  // ── client side events ─────────────────────────────────────────────────────────────────────
+
+  clientGone(): void {
+    if (this.mode === 'finished') return;
+    this.init.ctx.aborted = true;
+    this.exchange?.abort();
+    this.finish();
+  }
+
+  /** SSE keep-alive: called periodically; writes a comment after `idleMs` of silence. */
+  keepAlive(nowMs: number, idleMs: number): void {
+    if (!this.streaming || this.init.out.done) return;
+    const last = this.init.out.lastWriteMs || this.startedMs;
+    if (nowMs - last >= idleMs) this.write(SSE_KEEPALIVE);
+  }
+
+  // ── pass-through ───────────────────────────────────────────────────────────────────────────
+
+  private passThrough(chunk: Uint8Array): boolean {
+    let buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (this.tail !== undefined) {
+      buf = Buffer.concat([this.tail, buf]);
+      this.tail = undefined;
+    }
+    const boundary = lastEventBoundary(buf);
+    if (boundary < buf.length) this.tail = Buffer.from(buf.subarray(boundary));
+    if (boundary === 0) return true;
+    return this.write(boundary === buf.length ? buf : buf.subarray(0, boundary));
+  }
+
+  private endPassThrough(): void {
+    // A last event without its blank line is still delivered: the client's parser decides.
+    const rest = this.tail;
+    this.tail = undefined;
+    this.init.out.end(rest);
+    this.finish();
+  }
+
+  // ── translation ────────────────────────────────────────────────────────────────────────────
+
+  private clientEncoder(): StreamEncoder {
+    const { ctx } = this.init;
+    return this.init.client.createStreamEncoder({
+      id: `chatcmpl-${ctx.id}`,
+      model: ctx.model,
+      created: clock.unixSeconds(),
+      includeUsage: this.init.includeUsage,
+    });
+  }
+
+  private onEvent(ev: StreamEvent): void {
+    if (this.upstreamFailed) return;
+    const { ctx } = this.init;
+    if (ev.type === 'usage') ctx.usage = ev.usage;
+    else if (ev.type === 'error') this.upstreamFailed = ev.error;
+    this.init.chain.runResponseEvent(ctx, ev);
+    this.pendingOut += this.encoder!.encode(ev);
+  }
+
+  private flushTranslated(): boolean {
+    if (this.upstreamFailed) {
+      const out = this.pendingOut;
+      this.pendingOut = '';
+      this.exchange?.abort();
+      this.init.out.end(out);
+      this.finish();
+      return true;
+    }
+    if (this.pendingOut.length === 0) return true;
+    const out = this.pendingOut;
+    this.pendingOut = '';
+    return this.write(out);
+  }
+
+  private endTranslated(): void {
+    try {
+      this.decoder!.end();
+    } catch (err) {
+      this.flushTranslated();
+      this.fail(toUpstreamError(err));
+      return;
+    }
+    if (this.upstreamFailed) {
+      this.flushTranslated();
+      return;
+    }
+    const out = this.pendingOut + this.encoder!.end();
+    this.pendingOut = '';
+    this.init.out.end(out);
+    this.finish();
+  }
+
+  // ── whole bodies ───────────────────────────────────────────────────────────────────────────
+
+  private takeBody(): Buffer {
+    const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
+    this.chunks = [];
+    return body;
+  }
+
+  private endBody(): void {
+    const { ctx, out, chain, client } = this.init;
+    const body = this.takeBody();
+    if (!this.init.translate && !ctx.stream) {
+      chain.runResponseHeaders(ctx);
+      ctx.responseHeaders['content-type'] = 'application/json';
+      ctx.status = this.status;
+      out.send(this.status, ctx.responseHeaders, body);
+      this.finish();
+      return;
+    }
+    if (ctx.op !== 'chat') {
+      this.fail(new GatewayError('upstream_protocol_error', 'upstream answer could not be relayed'));
+      return;
+    }
+    let response: ChatResponse;
+    try {
+      response = this.init.provider.codec.decodeResponse(JSON.parse(body.toString('utf8')));
+    } catch (err) {
+      this.fail(toUpstreamError(err));
+      return;
+    }
+    ctx.usage = response.usage;
+    if (ctx.stream) {
+      // The upstream ignored `stream`: replay its answer as the stream the client asked for.
+      const rh = ctx.responseHeaders;
+      rh['content-type'] = 'text/event-stream; charset=utf-8';
+      rh['cache-control'] = 'no-cache';
+      chain.runResponseHeaders(ctx);
+      ctx.status = 200;
+      out.startStream(200, rh);
+      this.mode = 'sse-translate';
+      this.encoder = this.clientEncoder();
+      for (const ev of responseToEvents(response)) this.onEvent(ev);
+      this.endReplay();
+      return;
+    }
+    chain.runResponseEvent(ctx, { type: 'response', response });
+    chain.runResponseHeaders(ctx);
+    ctx.responseHeaders['content-type'] = 'application/json';
+    ctx.status = this.status;
+    out.send(this.status, ctx.responseHeaders, JSON.stringify(client.encodeResponse(response)));
+    this.finish();
+  }
+
+  private endReplay(): void {
+    const out = this.pendingOut + (this.upstreamFailed ? '' : this.encoder!.end());
+    this.pendingOut = '';
+    this.init.out.end(out);
+    this.finish();
+  }
+
+  private endErrorBody(): void {
+    const { ctx, out, chain } = this.init;
+    const body = this.takeBody();
+    if (this.init.sameProtocol) {
+      // Same protocol: the upstream's own error, byte for byte, is the most faithful relay.
+      chain.runResponseHeaders(ctx);
+      ctx.responseHeaders['content-type'] = 'application/json';
+      ctx.status = this.status;
+      out.send(this.status, ctx.responseHeaders, body);
+      this.finish();
+      return;
+    }
+    this.fail(this.init.provider.codec.decodeError(this.status, body));
+  }
+
+  // ── common ─────────────────────────────────────────────────────────────────────────────────
+
+  private write(chunk: string | Uint8Array): boolean {
+    const out = this.init.out;
+    if (out.write(chunk)) return true;
+    out.onWritable(() => this.exchange?.resume());
+    return false;
+  }
+
+  /** End the exchange with an error, in whatever form the client can still receive. */
+  private fail(error: GatewayError): void {
+    if (this.mode === 'finished') return;
+    const { ctx, out } = this.init;
+    this.exchange?.abort();
+    if (!out.committed) {
+      // Nothing reached the client yet: a plain error reply, whatever mode we were in.
+      sendError(out, ctx, error);
+    } else {
+      const encoder = this.encoder ?? this.clientEncoder();
+      this.tail = undefined;
+      out.end(this.pendingOut + encoder.encode({ type: 'error', error }));
+      this.pendingOut = '';
+    }
+    if (error.status >= 500) log.warn('upstream failed', { request_id: ctx.id, provider: ctx.provider, code: error.code, status: error.status });
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.mode === 'finished') return;
+    this.mode = 'finished';
+    const { ctx, chain } = this.init;
+    // 499: the client closed the connection first (nginx's convention).
+    if (ctx.aborted && ctx.status === 0) ctx.status = 499;
+    chain.runDone(ctx, (filter, err) => log.error('filter onDone failed', { filter, ...describeError(err) }));
+    this.init.onFinish(this);
+  }
+}
+
+function toUpstreamError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  if (err instanceof SyntaxError) return new GatewayError('upstream_protocol_error', 'upstream returned invalid JSON');
+  return toGatewayError(err);
+}
+
+/**
+ * Index just past the last blank line (`\n\n`, `\r\n\r\n` or `\r\r`) in `buf`, or 0 when the chunk
+ * holds no complete event.
+ */
+export function lastEventBoundary(buf: Uint8Array): number {
+  for (let i = buf.length - 1; i > 0; i--) {
+    const c = buf[i];
+    if (c === 10) {
+      const p = buf[i - 1];
+      if (p === 10) return i + 1;
+      if (p === 13 && i >= 3 && buf[i - 2] === 10 && buf[i - 3] === 13) return i + 1;
+    } else if (c === 13 && buf[i - 1] === 13) {
+      // `\r\r`, unless the second `\r` starts a `\r\n` that the next chunk completes.
+      if (i + 1 < buf.length) return i + 1;
+    }
+  }
+  return 0;
+}
