@@ -53,8 +53,9 @@ export class GatewayError extends Error {
   /** The request field at fault, when there is one (OpenAI's `param`). */
   readonly param: string | null;
   /**
-   * An upstream error body to relay as it is, when the upstream spoke the client's protocol.
-   * Set only by the response path; codecs prefer it over re-rendering.
+   * The upstream's own error body, when the error came from one. Codecs render `message` in the
+   * client's protocol; only the relay forwards these bytes as they are, and only when the client
+   * speaks the upstream's protocol.
    */
   readonly upstreamBody: Uint8Array | undefined;
 

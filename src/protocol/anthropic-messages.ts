@@ -489,31 +489,8 @@ function encodeResponse(res: ChatResponse): JsonObject {
 }
 
 /** Anthropic's error `type` for a kind; it has no timeout type that every client version knows. */
-function anthropicErrorType(kind: ErrorKind): string {
-  return kind === 'timeout_error' ? 'api_error' : kind;
-}
-
-/** An upstream body already in Anthropic's error shape, to relay as it is. */
-function anthropicErrorBody(bytes: Uint8Array | undefined): JsonObject | undefined {
-  if (bytes === undefined) return undefined;
-  try {
-    const body: unknown = JSON.parse(new TextDecoder().decode(bytes));
-    if (isObject(body) && body.type === 'error' && isObject(body.error) && typeof body.error.message === 'string') {
-      return body;
-    }
-  } catch {
-    // not JSON: render our own
-  }
-  return undefined;
-}
-
 function encodeError(error: GatewayError): JsonObject {
-  return (
-    anthropicErrorBody(error.upstreamBody) ?? {
-      type: 'error',
-      error: { type: anthropicErrorType(error.kind), message: error.message },
-    }
-  );
+  return { type: 'error', error: { type: error.kind, message: error.message } };
 }
 
 type BlockKind = 'none' | 'text' | 'thinking' | 'tool';

@@ -6,6 +6,7 @@
  */
 
 import type { ProviderConfig } from '../config/schema.js';
+import type { JsonObject } from '../protocol/codec.js';
 import { openaiChatCodec } from '../protocol/openai-chat.js';
 import {
   ALL_OPERATIONS,
@@ -37,6 +38,8 @@ const OPENAI: OpenAICompatibleVendor = Object.freeze({
   ops: ALL_OPERATIONS,
 });
 
+const REASONING_MODEL = /^(o\d|gpt-5)/;
+
 const OP_PATHS: Readonly<Record<Operation, string>> = {
   chat: '/chat/completions',
   completions: '/completions',
@@ -67,6 +70,16 @@ class OpenAIProvider extends BaseProvider {
       models: base.prefix + OP_PATHS.models,
     };
     this.headers = headers;
+  }
+
+  /**
+   * OpenAI's reasoning models (o-series, gpt-5) refuse `max_tokens` and want
+   * `max_completion_tokens`; the codec writes `max_tokens`, which every other compatible server reads.
+   */
+  adaptTranslatedBody(body: JsonObject, model: string): void {
+    if (this.type !== 'openai' || body.max_tokens === undefined || !REASONING_MODEL.test(model)) return;
+    body.max_completion_tokens = body.max_tokens;
+    delete body.max_tokens;
   }
 
   protected request(call: UpstreamCall): UpstreamRequest {

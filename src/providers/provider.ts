@@ -4,7 +4,7 @@
  */
 
 import type { ProviderConfig } from '../config/schema.js';
-import type { OutboundCodec, WireProtocol } from '../protocol/codec.js';
+import type { JsonObject, OutboundCodec, WireProtocol } from '../protocol/codec.js';
 import type { Transport, UpstreamRequest, UpstreamTimeouts } from './transport.js';
 
 /** What a client asked for. Chat covers both inbound protocols; the others are OpenAI-only. */
@@ -43,6 +43,12 @@ export interface Provider {
   supports(op: Operation): boolean;
   /** The upstream request for a call. Auth headers are added here and nowhere else. */
   buildRequest(call: UpstreamCall): UpstreamRequest;
+  /**
+   * A provider's quirks in a body the gateway translated for it (the codec's output, before it is
+   * serialised), e.g. a field some of its models name differently. Bodies a client sent in the
+   * provider's own protocol are forwarded as the client wrote them.
+   */
+  adaptTranslatedBody?(body: JsonObject, model: string): void;
 }
 
 /** Things a provider factory may need besides its own config. */

@@ -124,6 +124,8 @@ export class Gateway implements ProxyHost {
     for (const relay of this.relays) relay.clientGone();
     clearInterval(this.keepAliveTimer);
     clearInterval(this.rediscoverTimer);
+    // uWS 20.30 has close() (drops idle keep-alive connections) but its typings do not declare it.
+    (this.app as TemplatedApp & { close?: () => void }).close?.();
     await closeProviders(this.current.providers.values());
   }
 

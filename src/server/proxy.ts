@@ -16,7 +16,7 @@ import { describeError, log } from '../observability/logger.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import { ClientResponse } from './client-response.js';
 import { ResponseRelay } from './relay.js';
-import { sendError, sendLocalReply } from './reply.js';
+import { onDoneFailed, sendError, sendLocalReply } from './reply.js';
 import { readHeaders, requestId } from './request.js';
 
 export interface ProxyHost {
@@ -46,7 +46,7 @@ export function handleModelRequest(
   const limit = snapshot.config.server.max_body_bytes;
   const declared = headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
-    sendError(out, ctx, tooLarge(limit));
+    fail(out, ctx, snapshot, tooLarge(limit));
     return;
   }
 
@@ -54,7 +54,7 @@ export function handleModelRequest(
   try {
     headerPhase = snapshot.chain.runRequestHeaders(ctx);
   } catch (err) {
-    fail(out, ctx, err);
+    fail(out, ctx, snapshot, err);
     return;
   }
 
@@ -65,7 +65,7 @@ export function handleModelRequest(
     if (out.done) return;
     size += ab.byteLength;
     if (size > limit) {
-      sendError(out, ctx, tooLarge(limit));
+      fail(out, ctx, snapshot, tooLarge(limit));
       return;
     }
     // uWS reuses the ArrayBuffer after this callback returns: copy.
@@ -75,7 +75,7 @@ export function handleModelRequest(
     if (headerPhase instanceof Promise) {
       headerPhase.then(
         (reply) => afterHeaders(reply, body, ctx, out, snapshot, host),
-        (err) => fail(out, ctx, err),
+        (err) => fail(out, ctx, snapshot, err),
       );
     } else {
       afterHeaders(headerPhase, body, ctx, out, snapshot, host);
@@ -93,7 +93,7 @@ function afterHeaders(
 ): void {
   if (out.done) return;
   if (reply) {
-    sendLocalReply(out, ctx, reply);
+    replyLocally(out, ctx, snapshot, reply);
     return;
   }
   try {
@@ -111,13 +111,13 @@ function afterHeaders(
     if (bodyPhase instanceof Promise) {
       bodyPhase.then(
         (r) => afterBody(r, raw, ctx, out, snapshot, host),
-        (err) => fail(out, ctx, err),
+        (err) => fail(out, ctx, snapshot, err),
       );
     } else {
       afterBody(bodyPhase, raw, ctx, out, snapshot, host);
     }
   } catch (err) {
-    fail(out, ctx, err);
+    fail(out, ctx, snapshot, err);
   }
 }
 
@@ -131,13 +131,13 @@ function afterBody(
 ): void {
   if (out.done) return;
   if (reply) {
-    sendLocalReply(out, ctx, reply);
+    replyLocally(out, ctx, snapshot, reply);
     return;
   }
   try {
     forward(raw, ctx, out, snapshot, host);
   } catch (err) {
-    fail(out, ctx, err);
+    fail(out, ctx, snapshot, err);
   }
 }
 
@@ -165,7 +165,9 @@ function forward(raw: Buffer, ctx: RequestContext, out: ClientResponse, snapshot
     }
   } else {
     const canonical = client.decodeRequest(ctx.body);
-    body = JSON.stringify(provider.codec.encodeRequest(canonical, target.model));
+    const encoded = provider.codec.encodeRequest(canonical, target.model);
+    provider.adaptTranslatedBody?.(encoded, target.model);
+    body = JSON.stringify(encoded);
   }
 
   const upstream = provider.buildRequest({
@@ -219,8 +221,15 @@ function tooLarge(limit: number): GatewayError {
   return new GatewayError('body_too_large', `request body larger than ${limit} bytes`);
 }
 
-function fail(out: ClientResponse, ctx: RequestContext, err: unknown): void {
+/** Requests answered by the gateway itself still end with onDone, like every other. */
+function replyLocally(out: ClientResponse, ctx: RequestContext, snapshot: Snapshot, reply: LocalReply): void {
+  sendLocalReply(out, ctx, reply);
+  snapshot.chain.runDone(ctx, onDoneFailed);
+}
+
+function fail(out: ClientResponse, ctx: RequestContext, snapshot: Snapshot, err: unknown): void {
   const error = toGatewayError(err);
   if (!(err instanceof GatewayError)) log.error('request failed', { request_id: ctx.id, ...describeError(err) });
   sendError(out, ctx, error);
+  snapshot.chain.runDone(ctx, onDoneFailed);
 }

@@ -23,9 +23,9 @@ import { responseToEvents } from '../protocol/replay.js';
 import { SSE_KEEPALIVE } from '../protocol/sse.js';
 import type { Provider } from '../providers/provider.js';
 import type { Exchange, UpstreamHandler } from '../providers/transport.js';
-import { describeError, log } from '../observability/logger.js';
+import { log } from '../observability/logger.js';
 import type { ClientResponse } from './client-response.js';
-import { sendError } from './reply.js';
+import { onDoneFailed, sendError } from './reply.js';
 
 type Mode = 'pending' | 'sse-pass' | 'sse-translate' | 'body' | 'error-body' | 'finished';
 
@@ -367,7 +367,7 @@ export class ResponseRelay implements UpstreamHandler {
     const { ctx, chain } = this.init;
     // 499: the client closed the connection first (nginx's convention).
     if (ctx.aborted && ctx.status === 0) ctx.status = 499;
-    chain.runDone(ctx, (filter, err) => log.error('filter onDone failed', { filter, ...describeError(err) }));
+    chain.runDone(ctx, onDoneFailed);
     this.init.onFinish(this);
   }
 }

@@ -4,6 +4,7 @@ import type { GatewayError } from '../errors.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { LocalReply } from '../pipeline/filter.js';
 import { inboundCodec } from '../protocol/index.js';
+import { describeError, log } from '../observability/logger.js';
 import type { ClientResponse } from './client-response.js';
 
 export function sendError(out: ClientResponse, ctx: RequestContext, error: GatewayError): void {
@@ -25,4 +26,9 @@ export function sendLocalReply(out: ClientResponse, ctx: RequestContext, reply: 
   headers['content-type'] = 'application/json';
   headers['x-request-id'] = ctx.id;
   out.send(reply.status, headers, JSON.stringify(reply.body ?? {}));
+}
+
+/** onDone hooks must not fail a request that is already answered: log and go on. */
+export function onDoneFailed(filter: string, err: unknown): void {
+  log.error('filter onDone failed', { filter, ...describeError(err) });
 }

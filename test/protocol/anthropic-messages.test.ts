@@ -588,22 +588,22 @@ describe('anthropic-messages encodeError / decodeError', () => {
       [new GatewayError('rate_limited', 'slow down'), 'rate_limit_error'],
       [new GatewayError('internal_error', 'oops'), 'api_error'],
       [new GatewayError('overloaded', 'busy'), 'overloaded_error'],
-      [new GatewayError('upstream_timeout', 'late'), 'api_error'],
+      [new GatewayError('upstream_timeout', 'late'), 'timeout_error'],
     ];
     for (const [err, type] of cases) {
       assert.deepEqual(codec.encodeError(err), { type: 'error', error: { type, message: err.message } });
     }
   });
 
-  it('relays an upstream body that is already an Anthropic error, and only that', () => {
+  it('renders the message, never the raw upstream body (only the relay forwards bytes, and only within one protocol)', () => {
     const anthropicBody = { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' }, request_id: 'req_1' };
-    const relayed = codec.encodeError(
-      new GatewayError('upstream_error', 'Overloaded', { status: 529, upstreamBody: utf8.encode(JSON.stringify(anthropicBody)) }),
+    const rendered = codec.encodeError(
+      new GatewayError('upstream_error', 'Overloaded', { status: 529, kind: 'overloaded_error', upstreamBody: utf8.encode(JSON.stringify(anthropicBody)) }),
     );
-    assert.deepEqual(relayed, anthropicBody);
+    assert.deepEqual(rendered, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } });
     const openaiBody = utf8.encode(JSON.stringify({ error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } }));
-    const rendered = codec.encodeError(new GatewayError('upstream_error', 'Rate limit reached', { status: 429, kind: 'rate_limit_error', upstreamBody: openaiBody }));
-    assert.deepEqual(rendered, { type: 'error', error: { type: 'rate_limit_error', message: 'Rate limit reached' } });
+    const fromOpenAI = codec.encodeError(new GatewayError('upstream_error', 'Rate limit reached', { status: 429, kind: 'rate_limit_error', upstreamBody: openaiBody }));
+    assert.deepEqual(fromOpenAI, { type: 'error', error: { type: 'rate_limit_error', message: 'Rate limit reached' } });
   });
 
   it('decodes Anthropic error replies and non-JSON bodies', () => {
