@@ -8,9 +8,13 @@
  * Per target × workload: throughput, latency and its excess over direct, time to first token for
  * streams, and the proxy's CPU time per request. See bench/README.md for how to read it.
  *
- * Environment: BENCH_DURATION (s, default 5), BENCH_WARMUP (s, default 1),
- *              BENCH_TARGETS (comma list, default all), BENCH_WORKLOADS (comma list of ids, default all).
- * Exit code: 0 when the bench ran (targets missed or peers unavailable included), 1 when it broke.
+ * All targets run side by side (idle while another is measured) and every workload is measured on
+ * each target back to back, so slow phases of a noisy machine hit the targets alike.
+ *
+ * Environment: BENCH_DURATION (s, default 5), BENCH_WARMUP (s, default 1), BENCH_ROUNDS (default 1;
+ * more rounds report per-cell medians), BENCH_TARGETS (comma list, default all),
+ * BENCH_WORKLOADS (comma list of workload ids, default the standard five).
+ * Exit code: 0 when the bench ran (missed goals and unavailable peers included), 1 when it broke.
  */
 
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,12 +22,15 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkChatCompletion, checkChatStream } from './lib/chat-check.mjs';
+import { BASE_HEADERS, CHAT_BODY, CHAT_PATH, CHUNK_TOKENS, OUTPUT_TOKENS, REQUEST, STREAM_BODY, selectWorkloads } from './lib/chat-workloads.mjs';
+import { envList, envNumber } from './lib/env.mjs';
 import { describeMachine, machineInfo } from './lib/machine.mjs';
 import { ensureNginx, startNginx } from './lib/peers/nginx.mjs';
 import { ensurePortkey, portkeyHeaders, startPortkey } from './lib/peers/portkey.mjs';
 import { CpuMeter } from './lib/proc-cpu.mjs';
 import { installCleanup, stopAll } from './lib/processes.mjs';
 import { assertBuilt, REPO_ROOT, startMock, startSluice, upstreamConfigYaml } from './lib/sluice.mjs';
+import { median } from './lib/stats.mjs';
 import { fixed, formatTable, grouped, signed } from './lib/table.mjs';
 import { runWorker } from './lib/worker-run.mjs';
 
@@ -33,40 +40,9 @@ const PORTKEY_DIR = join(BENCH_DIR, '.peers', 'portkey');
 const AUTOCANNON_WORKER = new URL('./lib/autocannon-worker.mjs', import.meta.url);
 const SSE_WORKER = new URL('./lib/sse-worker.mjs', import.meta.url);
 
-const DURATION_S = envSeconds('BENCH_DURATION', 5);
-const WARMUP_S = envSeconds('BENCH_WARMUP', 1);
-
-/** The mock answers every request with this many tokens, one token per stream chunk. */
-const OUTPUT_TOKENS = 64;
-const CHUNK_TOKENS = 1;
-
-const CHAT_PATH = '/v1/chat/completions';
-
-/** A small, realistic chat request (~300 bytes). */
-const REQUEST = {
-  model: 'gpt-4o-mini',
-  messages: [
-    { role: 'system', content: 'You are a concise assistant for an online bookshop. Answer in two sentences at most.' },
-    {
-      role: 'user',
-      content: 'Is the paperback edition of "The Left Hand of Darkness" in stock, and how long does delivery to Lyon usually take?',
-    },
-  ],
-  temperature: 0.2,
-  max_tokens: 256,
-};
-const CHAT_BODY = JSON.stringify(REQUEST);
-const STREAM_BODY = JSON.stringify({ ...REQUEST, stream: true });
-
-const BASE_HEADERS = { 'content-type': 'application/json', authorization: 'Bearer x' };
-
-const ALL_WORKLOADS = [
-  { id: 'chat c=1', stream: false, connections: 1 },
-  { id: 'chat c=10', stream: false, connections: 10 },
-  { id: 'chat c=50', stream: false, connections: 50 },
-  { id: 'stream c=10', stream: true, connections: 10 },
-  { id: 'stream c=100', stream: true, connections: 100 },
-];
+const DURATION_S = envNumber('BENCH_DURATION', 5, 0.1);
+const WARMUP_S = envNumber('BENCH_WARMUP', 1, 0);
+const ROUNDS = Math.round(envNumber('BENCH_ROUNDS', 1, 1));
 
 /** The goals of the gateway issue: Sluice against the others. */
 const GOALS = [
@@ -78,43 +54,34 @@ const GOALS = [
 
 const log = (...args) => console.log(...args);
 
-function envSeconds(name, fallback) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a number of seconds ≥ 0, got "${raw}"`);
-  return n;
-}
-
-function envList(name) {
-  const raw = process.env[name];
-  return raw ? raw.split(',').map((s) => s.trim()).filter(Boolean) : null;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Targets: each starts its server (if any) and says where to send requests.
 
 /**
  * @typedef {{ origin: string, headers?: Record<string,string>, proc?: import('./lib/processes.mjs').ManagedProcess, version?: string }} Running
- * @typedef {{ name: string, start: (ctx: { mock: { origin: string, port: number }, tmp: string }) => Promise<Running> }} Target
+ * @typedef {{ mock: { origin: string, port: number }, tmp: string, notes: string[] }} TargetContext
+ * @typedef {{ name: string, required: boolean, start: (ctx: TargetContext) => Promise<Running> }} Target
  */
 
 /** @type {Target[]} */
 const TARGETS = [
   {
     name: 'direct',
+    required: true,
     start: async ({ mock }) => ({ origin: mock.origin }),
   },
   {
     name: 'nginx',
+    required: false,
     start: async ({ mock, tmp, notes }) => {
       const { bin, installed } = ensureNginx(log);
-      if (installed) notes.push('nginx-light was installed by this run (apt-get).');
+      if (installed) notes.push('nginx-light was installed by this run (apt-get install -y nginx-light).');
       return await startNginx({ bin, dir: join(tmp, 'nginx'), upstreamPort: mock.port });
     },
   },
   {
     name: 'sluice',
+    required: true,
     start: async ({ mock, tmp }) => {
       const running = await startSluice({
         configPath: join(tmp, 'sluice.yaml'),
@@ -125,6 +92,7 @@ const TARGETS = [
   },
   {
     name: 'portkey',
+    required: false,
     start: async ({ mock, notes }) => {
       const { installed } = ensurePortkey(PORTKEY_DIR, log);
       if (installed) notes.push(`Portkey was installed by this run into ${PORTKEY_DIR}.`);
@@ -139,7 +107,7 @@ function sluiceVersion() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// One cell: a target under one workload.
+// One cell: a target under one workload, one round.
 
 async function measureCell(running, mock, workload) {
   const headers = { ...BASE_HEADERS, ...running.headers };
@@ -205,6 +173,50 @@ async function measureCell(running, mock, workload) {
   return cell;
 }
 
+/** Several rounds of one cell → one cell of per-metric medians (counts summed); `rounds` keeps them all. */
+function combineRounds(rounds) {
+  if (rounds.length === 1) return { ...rounds[0], rounds: 1 };
+  const med = (pick) => median(rounds.map(pick));
+  const sum = (pick) => rounds.reduce((acc, r) => acc + (pick(r) ?? 0), 0);
+  const first = rounds[0];
+  const a = (r) => r.autocannon;
+  return {
+    target: first.target,
+    workload: first.workload,
+    stream: first.stream,
+    connections: first.connections,
+    rounds: rounds.length,
+    autocannon: {
+      responses: sum((r) => a(r).responses),
+      ok: sum((r) => a(r).ok),
+      non2xx: sum((r) => a(r).non2xx),
+      errors: sum((r) => a(r).errors),
+      timeouts: sum((r) => a(r).timeouts),
+      durationSeconds: sum((r) => a(r).durationSeconds),
+      rps: med((r) => a(r).rps),
+      latencyMs: Object.fromEntries(['mean', 'p50', 'p90', 'p99'].map((k) => [k, med((r) => a(r).latencyMs[k])])),
+    },
+    cpu: Object.fromEntries(
+      ['proxyUsPerRequest', 'proxyUtilization', 'upstreamUsPerRequest', 'upstreamUtilization', 'generatorUtilization'].map((k) => [
+        k,
+        first.cpu[k] === null ? null : med((r) => r.cpu[k]),
+      ]),
+    ),
+    ttft: first.ttft && {
+      streams: sum((r) => r.ttft.streams),
+      ok: sum((r) => r.ttft.ok),
+      non2xx: sum((r) => r.ttft.non2xx),
+      errors: sum((r) => r.ttft.errors),
+      incomplete: sum((r) => r.ttft.incomplete),
+      firstError: rounds.map((r) => r.ttft.firstError).find(Boolean) ?? null,
+      rps: med((r) => r.ttft.rps),
+      ttftMs: Object.fromEntries(['mean', 'p50', 'p90', 'p99'].map((k) => [k, med((r) => r.ttft.ttftMs[k])])),
+      latencyMs: Object.fromEntries(['mean', 'p50', 'p90', 'p99'].map((k) => [k, med((r) => r.ttft.latencyMs[k])])),
+    },
+    perRound: rounds,
+  };
+}
+
 function cellErrors(cell) {
   const a = cell.autocannon;
   const t = cell.ttft;
@@ -213,23 +225,20 @@ function cellErrors(cell) {
     errors: a.errors + (t?.errors ?? 0),
     timeouts: a.timeouts,
     incompleteStreams: t?.incomplete ?? 0,
-    firstStreamError: t?.firstError ?? null,
   };
 }
 
 function progressLine(cell) {
   const a = cell.autocannon;
   const e = cellErrors(cell);
-  const parts = [
-    `${grouped(a.rps)} req/s`,
-    `p50 ${fixed(a.latencyMs.p50, 3)} ms`,
-    `p99 ${fixed(a.latencyMs.p99, 3)} ms`,
-  ];
+  const parts = [`${grouped(a.rps)} req/s`, `p50 ${fixed(a.latencyMs.p50, 3)} ms`, `p99 ${fixed(a.latencyMs.p99, 3)} ms`];
   if (cell.ttft) parts.push(`TTFT p50 ${fixed(cell.ttft.ttftMs.p50, 3)} ms`);
   if (cell.cpu.proxyUsPerRequest !== null) parts.push(`CPU ${fixed(cell.cpu.proxyUsPerRequest, 1)} µs/req`);
-  const bad = e.non2xx + e.errors + e.timeouts + e.incompleteStreams;
-  if (bad > 0) parts.push(`PROBLEMS non2xx=${e.non2xx} errors=${e.errors} timeouts=${e.timeouts} incomplete=${e.incompleteStreams}`);
-  return `  ${cell.workload.padEnd(13)} ${parts.join(', ')}`;
+  if (e.non2xx + e.errors + e.timeouts + e.incompleteStreams > 0) {
+    parts.push(`PROBLEMS non2xx=${e.non2xx} errors=${e.errors} timeouts=${e.timeouts} incomplete=${e.incompleteStreams}`);
+    if (cell.ttft?.firstError) parts.push(`first stream error: ${cell.ttft.firstError}`);
+  }
+  return `  ${cell.target.padEnd(8)} ${cell.workload.padEnd(13)} ${parts.join(', ')}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,19 +247,18 @@ function progressLine(cell) {
 /** Adds `added` (this target − direct, same workload) to every cell. */
 function addDeltas(cells) {
   const direct = new Map(cells.filter((c) => c.target === 'direct').map((c) => [c.workload, c]));
+  const d = (a, b) => (Number.isFinite(a) && Number.isFinite(b) ? a - b : null);
   for (const cell of cells) {
     const base = direct.get(cell.workload);
-    if (!base || cell.target === 'direct') {
-      cell.added = null;
-      continue;
-    }
-    const d = (a, b) => (Number.isFinite(a) && Number.isFinite(b) ? a - b : null);
-    cell.added = {
-      p50Ms: d(cell.autocannon.latencyMs.p50, base.autocannon.latencyMs.p50),
-      p99Ms: d(cell.autocannon.latencyMs.p99, base.autocannon.latencyMs.p99),
-      ttftP50Ms: cell.ttft && base.ttft ? d(cell.ttft.ttftMs.p50, base.ttft.ttftMs.p50) : null,
-      ttftP99Ms: cell.ttft && base.ttft ? d(cell.ttft.ttftMs.p99, base.ttft.ttftMs.p99) : null,
-    };
+    cell.added =
+      !base || cell.target === 'direct'
+        ? null
+        : {
+            p50Ms: d(cell.autocannon.latencyMs.p50, base.autocannon.latencyMs.p50),
+            p99Ms: d(cell.autocannon.latencyMs.p99, base.autocannon.latencyMs.p99),
+            ttftP50Ms: cell.ttft && base.ttft ? d(cell.ttft.ttftMs.p50, base.ttft.ttftMs.p50) : null,
+            ttftP99Ms: cell.ttft && base.ttft ? d(cell.ttft.ttftMs.p99, base.ttft.ttftMs.p99) : null,
+          };
   }
 }
 
@@ -302,10 +310,40 @@ function goalLines(goals) {
   const fmt = (g) => (g.value === null ? 'n/a' : g.unit === 'x' ? `${g.value.toFixed(2)}x` : `${g.value.toFixed(3)} ms`);
   const want = (g) => `target ${g.op === '>=' ? '≥' : '≤'} ${g.goal}${g.unit === 'x' ? 'x' : ' ms'}`;
   const w = Math.max(...goals.map((g) => g.label.length));
-  return goals.map((g) => `  ${g.label.padEnd(w)}  ${fmt(g).padStart(9)}  (${want(g)})  ${g.verdict}`).join('\n');
+  return goals.map((g) => `  ${g.label.padEnd(w)}  ${fmt(g).padStart(9)}  (${want(g).padEnd(15)})  ${g.verdict}`).join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------
+
+async function startTargets(targets, ctx) {
+  const running = [];
+  const info = {};
+  for (const target of targets) {
+    let r;
+    try {
+      r = { name: target.name, required: target.required, ...(await target.start(ctx)) };
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      info[target.name] = { status: 'unavailable', reason };
+      log(`  ${target.name.padEnd(8)} NOT AVAILABLE: ${reason}`);
+      continue;
+    }
+    const headers = { ...BASE_HEADERS, ...r.headers };
+    const correctness = {
+      chat: await checkChatCompletion(r.origin, CHAT_PATH, headers, CHAT_BODY).catch((e) => ({ ok: false, problem: e.message })),
+      stream: await checkChatStream(r.origin, CHAT_PATH, headers, STREAM_BODY).catch((e) => ({ ok: false, problem: e.message })),
+    };
+    info[target.name] = { status: 'ran', origin: r.origin, pid: r.proc?.pid ?? null, version: r.version ?? null, correctness };
+    const { chat, stream } = correctness;
+    log(
+      `  ${target.name.padEnd(8)} ${r.origin}${r.proc ? ` pid ${r.proc.pid}` : ''}${r.version ? `, v${r.version}` : ''}; ` +
+        `check: chat ${chat.ok ? 'ok' : `FAILED (${chat.problem})`}, ` +
+        `stream ${stream.ok ? `ok (${stream.events} events, ${stream.contentEvents} with text, [DONE])` : `FAILED (${stream.problem})`}`,
+    );
+    running.push(r);
+  }
+  return { running, info };
+}
 
 async function main() {
   installCleanup((sig) => log(`\n${sig}: stopping every process the bench started ...`));
@@ -313,10 +351,9 @@ async function main() {
 
   const onlyTargets = envList('BENCH_TARGETS');
   const onlyWorkloads = envList('BENCH_WORKLOADS');
-  const workloads = onlyWorkloads ? ALL_WORKLOADS.filter((w) => onlyWorkloads.includes(w.id)) : ALL_WORKLOADS;
+  const workloads = selectWorkloads(onlyWorkloads);
   const targets = onlyTargets ? TARGETS.filter((t) => onlyTargets.includes(t.name)) : TARGETS;
-  if (targets.length === 0 || workloads.length === 0) throw new Error('BENCH_TARGETS / BENCH_WORKLOADS selected nothing');
-  if (!targets.some((t) => t.name === 'direct')) log('note: without the "direct" target there is no baseline for the added-latency columns');
+  if (targets.length === 0) throw new Error(`BENCH_TARGETS selected nothing (known: ${TARGETS.map((t) => t.name).join(', ')})`);
 
   const startedAt = new Date();
   const machine = machineInfo();
@@ -327,80 +364,71 @@ async function main() {
   log(`Sluice gateway bench — ${startedAt.toISOString()}`);
   log(`machine: ${describeMachine(machine)}`);
   log(
-    `each cell: ${WARMUP_S} s warm-up (not measured) + ${DURATION_S} s measured; ` +
-      `streams: ${OUTPUT_TOKENS} chunks of ${CHUNK_TOKENS} token; request body ${Buffer.byteLength(CHAT_BODY)} bytes`,
+    `each cell: ${WARMUP_S} s warm-up (not measured) + ${DURATION_S} s measured, ${ROUNDS} round(s); ` +
+      `request body ${Buffer.byteLength(CHAT_BODY)} bytes; the mock answers ${OUTPUT_TOKENS} tokens (streams: ${OUTPUT_TOKENS / CHUNK_TOKENS} chunks)`,
   );
   log(
-    `note: the load generator (autocannon / the TTFT client, each in its own worker thread), the mock upstream ` +
-      `and the proxy all share these ${machine.cpuCount} cores.\n`,
+    `note: the load generator (autocannon, then the TTFT client, each in a worker thread), the mock upstream ` +
+      `and the proxy share these ${machine.cpuCount} cores.\n`,
   );
 
   const mock = await startMock({ outputTokens: OUTPUT_TOKENS, chunkTokens: CHUNK_TOKENS });
-  log(`mock upstream: ${mock.origin} (pid ${mock.proc.pid})`);
+  log(`mock upstream: ${mock.origin} (pid ${mock.proc.pid})\nstarting targets:`);
+  const { running, info } = await startTargets(targets, { mock, tmp, notes });
 
-  const cells = [];
-  const targetInfo = {};
-  let sluiceBroke = false;
-  for (const target of targets) {
-    log(`\n== ${target.name}`);
-    let running;
-    try {
-      running = { name: target.name, ...(await target.start({ mock, tmp, notes })) };
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      targetInfo[target.name] = { status: 'unavailable', reason };
-      log(`  ${target.name} is not part of this run: ${reason}`);
-      if (target.name === 'sluice' || target.name === 'direct') sluiceBroke = true;
-      continue;
-    }
-    const info = { status: 'ran', origin: running.origin, pid: running.proc?.pid ?? null, version: running.version ?? null };
-    targetInfo[target.name] = info;
-    log(`  ${running.origin}${running.proc ? ` (pid ${running.proc.pid})` : ''}${running.version ? `, version ${running.version}` : ''}`);
-    try {
-      const headers = { ...BASE_HEADERS, ...running.headers };
-      info.correctness = {
-        chat: await checkChatCompletion(running.origin, CHAT_PATH, headers, CHAT_BODY),
-        stream: await checkChatStream(running.origin, CHAT_PATH, headers, STREAM_BODY),
-      };
-      const { chat, stream } = info.correctness;
-      log(
-        `  check: chat ${chat.ok ? 'ok' : `FAILED (${chat.problem})`}; ` +
-          `stream ${stream.ok ? `ok (${stream.events} events, ${stream.contentEvents} with content)` : `FAILED (${stream.problem})`}`,
-      );
-      for (const workload of workloads) {
-        const cell = await measureCell(running, mock, workload);
-        cells.push(cell);
-        log(progressLine(cell));
-        if (running.proc?.exited) throw new Error(`${target.name} exited during the bench: ${running.proc.output()}`);
+  /** target name → workload id → rounds */
+  const measured = new Map(running.map((r) => [r.name, new Map()]));
+  const failed = new Set();
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const workload of workloads) {
+      log(`\n${workload.id}${ROUNDS > 1 ? ` (round ${round}/${ROUNDS})` : ''}:`);
+      for (const r of running) {
+        if (failed.has(r.name)) continue;
+        try {
+          if (r.proc?.exited) throw new Error(`exited (${r.proc.exitSignal ?? `code ${r.proc.exitCode}`}); last output:\n${r.proc.output()}`);
+          const cell = await measureCell(r, mock, workload);
+          const byWorkload = measured.get(r.name);
+          if (!byWorkload.has(workload.id)) byWorkload.set(workload.id, []);
+          byWorkload.get(workload.id).push(cell);
+          log(progressLine(cell));
+        } catch (err) {
+          failed.add(r.name);
+          info[r.name].status = 'failed';
+          info[r.name].reason = err instanceof Error ? err.message : String(err);
+          log(`  ${r.name.padEnd(8)} FAILED, left out from here on: ${info[r.name].reason}`);
+        }
       }
-    } catch (err) {
-      info.status = 'failed';
-      info.reason = err instanceof Error ? err.message : String(err);
-      log(`  ${target.name} failed: ${info.reason}`);
-      if (target.name === 'sluice' || target.name === 'direct') sluiceBroke = true;
-    } finally {
-      await running.proc?.stop();
     }
   }
-  await mock.proc.stop();
+  await stopAll();
 
+  const cells = [];
+  for (const r of running) {
+    for (const w of workloads) {
+      const rounds = measured.get(r.name).get(w.id);
+      if (rounds?.length) cells.push(combineRounds(rounds));
+    }
+  }
   addDeltas(cells);
   const goals = evaluateGoals(cells);
-  machine.nginx = targetInfo.nginx?.version ?? null;
-  machine.portkey = targetInfo.portkey?.version ?? null;
+  machine.nginx = info.nginx?.version ?? null;
+  machine.portkey = info.portkey?.version ?? null;
   machine.sluice = sluiceVersion();
 
   log(`\nResults — ${startedAt.toISOString()} — ${describeMachine(machine)}`);
-  log(`nginx ${machine.nginx ?? 'n/a'}, Portkey ${machine.portkey ?? 'n/a'}, Sluice ${machine.sluice}\n`);
+  log(`nginx ${machine.nginx ?? 'n/a'}, Portkey ${machine.portkey ?? 'n/a'}, Sluice ${machine.sluice}; ${DURATION_S} s per cell${ROUNDS > 1 ? `, median of ${ROUNDS} rounds` : ''}\n`);
   log(resultTable(cells));
   log(`\nGoals (Sluice, this run):\n${goalLines(goals)}`);
-  const unavailable = Object.entries(targetInfo).filter(([, i]) => i.status !== 'ran');
-  for (const [name, i] of unavailable) log(`\n${name}: ${i.status} — ${i.reason}`);
+  const wrong = Object.entries(info).flatMap(([name, i]) =>
+    i.correctness ? ['chat', 'stream'].filter((k) => !i.correctness[k].ok).map((k) => `${name} ${k}: ${i.correctness[k].problem}`) : [],
+  );
+  log(`\nCorrectness (one request each, chat + stream): ${wrong.length ? `PROBLEMS\n  ${wrong.join('\n  ')}` : 'every target answered well-formed chat completions'}`);
+  for (const [name, i] of Object.entries(info)) if (i.status !== 'ran') log(`\n${name}: ${i.status} — ${i.reason}`);
   const readingNotes = [
-    'added (+) columns = target − direct at the same workload; at c=1 that is the per-request overhead, at higher c it also holds queueing.',
-    'latency = whole response (autocannon, hrtime); TTFT = request sent → first body bytes with a `data:` line, measured by a separate undici pass after the autocannon pass (same c and duration).',
+    '+ columns = target − direct at the same workload; at c=1 that is the per-request overhead, at higher c it also holds queueing.',
+    'latency = whole response (autocannon, per-response hrtime); TTFT = request sent → first body bytes holding a `data:` line, measured by a separate undici pass after the autocannon pass (same c and duration).',
     'CPU µs/req = utime+stime of the proxy process tree (nginx: master + worker) over the measured autocannon window ÷ responses; CPU % = that CPU time ÷ wall time (100 = one core).',
-    `the load generator, the mock and the proxy share ${machine.cpuCount} cores: absolute numbers are lower than on separate machines; compare rows, not with other hardware.`,
+    `the load generator, the mock and the proxy share ${machine.cpuCount} cores: absolute numbers are lower than on separate machines; compare rows of one run.`,
     ...notes,
   ];
   log(`\nNotes:\n${readingNotes.map((n) => `  - ${n}`).join('\n')}`);
@@ -414,6 +442,7 @@ async function main() {
     settings: {
       durationSeconds: DURATION_S,
       warmupSeconds: WARMUP_S,
+      rounds: ROUNDS,
       mock: { outputTokens: OUTPUT_TOKENS, chunkTokens: CHUNK_TOKENS },
       requestBytes: Buffer.byteLength(CHAT_BODY),
       request: REQUEST,
@@ -421,15 +450,17 @@ async function main() {
       ttftMethod: 'separate undici pass after the autocannon pass',
       sharedMachine: true,
     },
-    targets: targetInfo,
+    targets: info,
     cells,
     goals,
     notes: readingNotes,
   };
   writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
   log(`\nJSON: ${file}`);
-  if (sluiceBroke) {
-    log('\nThe bench could not measure Sluice (or the direct baseline): see above.');
+
+  const broken = targets.filter((t) => t.required && info[t.name]?.status !== 'ran');
+  if (broken.length > 0) {
+    log(`\nThe bench could not measure ${broken.map((t) => t.name).join(' and ')}: see above.`);
     process.exitCode = 1;
   }
 }

@@ -59,3 +59,9 @@ export class SampleBuffer {
     this.length = 0;
   }
 }
+
+/** The median of finite numbers in `values`; NaN for none. */
+export function median(values) {
+  const finite = Float64Array.from(values.filter((v) => typeof v === 'number' && Number.isFinite(v))).sort();
+  return percentile(finite, 50);
+}
