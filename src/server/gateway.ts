@@ -168,20 +168,20 @@ export class Gateway implements ProxyHost {
     providers: ReadonlyMap<string, Provider>,
     timeoutMs: number,
   ): Promise<Map<string, readonly string[]>> {
+    const asking = [...providers.values()].filter((p) => p.discoverModels);
+    const results = await Promise.all(asking.map((p) => discoverModels(p, timeoutMs)));
+    // Filled in provider order, not in the order the answers came: when two servers list the same
+    // model, the router gives it to the first one in the config, every time.
     const discovered = new Map<string, readonly string[]>();
-    await Promise.all(
-      [...providers.values()]
-        .filter((p) => p.discoverModels)
-        .map(async (p) => {
-          const r = await discoverModels(p, timeoutMs);
-          if ('models' in r) {
-            discovered.set(p.name, r.models);
-            log.info('models discovered', { provider: p.name, models: r.models.slice(0, 20), count: r.models.length });
-          } else {
-            log.warn('model discovery failed; will retry', { provider: p.name, reason: r.error });
-          }
-        }),
-    );
+    asking.forEach((p, i) => {
+      const r = results[i]!;
+      if ('models' in r) {
+        discovered.set(p.name, r.models);
+        log.info('models discovered', { provider: p.name, models: r.models.slice(0, 20), count: r.models.length });
+      } else {
+        log.warn('model discovery failed; will retry', { provider: p.name, reason: r.error });
+      }
+    });
     return discovered;
   }
 

@@ -81,17 +81,14 @@ export class ResponseRelay implements UpstreamHandler {
 
   onHeaders(status: number, headers: Record<string, string>): void {
     if (this.mode === 'finished') return;
-    const { ctx, chain } = this.init;
+    const { ctx } = this.init;
     this.status = status;
     const rh = ctx.responseHeaders;
     for (const name in headers) {
       const as = relayedHeader(name);
       if (as !== undefined) rh[as] = headers[name] as string;
     }
-    rh['x-request-id'] = ctx.id;
-    rh['x-sluice-provider'] = ctx.provider;
-    rh['x-sluice-model'] = ctx.upstreamModel;
-    rh['x-sluice-attempts'] = String(ctx.attempts);
+    this.identify();
 
     if (status >= 400) {
       this.mode = 'error-body';
@@ -100,12 +97,8 @@ export class ResponseRelay implements UpstreamHandler {
     const isSse = (headers['content-type'] ?? '').includes('text/event-stream');
     if (ctx.stream && isSse) {
       this.mode = this.init.translate ? 'sse-translate' : 'sse-pass';
-      rh['content-type'] = 'text/event-stream; charset=utf-8';
-      rh['cache-control'] = 'no-cache';
-      rh['x-accel-buffering'] = 'no';
-      chain.runResponseHeaders(ctx);
-      ctx.status = 200;
-      this.init.out.startStream(200, rh);
+      // A keep-alive may have sent the head already (see keepAlive); it stays as sent.
+      if (!this.init.out.committed) this.startSse();
       if (this.mode === 'sse-translate') {
         this.encoder = this.clientEncoder();
         this.decoder = this.init.provider.codec.createStreamDecoder((ev) => this.onEvent(ev));
@@ -178,9 +171,43 @@ export class ResponseRelay implements UpstreamHandler {
 
   /** SSE keep-alive: called periodically; writes a comment after `idleMs` of silence. */
   keepAlive(nowMs: number, idleMs: number): void {
-    if (!this.streaming || this.init.out.done) return;
-    const last = this.init.out.lastWriteMs || this.startedMs;
+    const out = this.init.out;
+    if (out.done) return;
+    if (this.mode === 'pending') {
+      // The upstream has not answered yet (a long prompt still prefilling, a slow server): silence
+      // the client's proxies may cut just as well. A client that asked for a stream gets its head
+      // and a comment now; from then on a failure reaches it as an error event, not a status.
+      if (!this.init.ctx.stream || nowMs - this.startedMs < idleMs) return;
+      this.identify();
+      this.startSse();
+      this.write(SSE_KEEPALIVE);
+      return;
+    }
+    if (!this.streaming) return;
+    const last = out.lastWriteMs || this.startedMs;
     if (nowMs - last >= idleMs) this.write(SSE_KEEPALIVE);
+  }
+
+  /** The gateway's own response headers: which request, provider and model this was. */
+  private identify(): void {
+    const { ctx } = this.init;
+    const rh = ctx.responseHeaders;
+    rh['x-request-id'] = ctx.id;
+    rh['x-sluice-provider'] = ctx.provider;
+    rh['x-sluice-model'] = ctx.upstreamModel;
+    rh['x-sluice-attempts'] = String(ctx.attempts);
+  }
+
+  /** Record the head of an SSE answer (sent with the first write); response filters run here. */
+  private startSse(): void {
+    const { ctx, chain } = this.init;
+    const rh = ctx.responseHeaders;
+    rh['content-type'] = 'text/event-stream; charset=utf-8';
+    rh['cache-control'] = 'no-cache';
+    rh['x-accel-buffering'] = 'no';
+    chain.runResponseHeaders(ctx);
+    ctx.status = 200;
+    this.init.out.startStream(200, rh);
   }
 
   // ── pass-through ───────────────────────────────────────────────────────────────────────────
@@ -292,12 +319,7 @@ export class ResponseRelay implements UpstreamHandler {
     ctx.usage = response.usage;
     if (ctx.stream) {
       // The upstream ignored `stream`: replay its answer as the stream the client asked for.
-      const rh = ctx.responseHeaders;
-      rh['content-type'] = 'text/event-stream; charset=utf-8';
-      rh['cache-control'] = 'no-cache';
-      chain.runResponseHeaders(ctx);
-      ctx.status = 200;
-      out.startStream(200, rh);
+      if (!out.committed) this.startSse();
       this.mode = 'sse-translate';
       this.encoder = this.clientEncoder();
       for (const ev of responseToEvents(response)) this.onEvent(ev);
@@ -322,7 +344,8 @@ export class ResponseRelay implements UpstreamHandler {
   private endErrorBody(): void {
     const { ctx, out, chain } = this.init;
     const body = this.takeBody();
-    if (this.init.sameProtocol) {
+    // Once a keep-alive sent the head, the error can only be an event in the stream.
+    if (this.init.sameProtocol && !out.committed) {
       // Same protocol: the upstream's own error, byte for byte, is the most faithful relay.
       chain.runResponseHeaders(ctx);
       ctx.responseHeaders['content-type'] = 'application/json';
