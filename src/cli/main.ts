@@ -9,6 +9,7 @@ import { ConfigError, loadConfigFile, validateConfig } from '../config/load.js';
 import { configJsonSchema, type Config, type ConfigInput, type ProviderConfig } from '../config/schema.js';
 import { describeError, log, setLogLevel } from '../observability/logger.js';
 import { providersFromEnv } from '../providers/registry.js';
+import { closeProviders, createProviders } from '../runtime/snapshot.js';
 import { Gateway } from '../server/gateway.js';
 import { startMockServer } from '../mock/server.js';
 import { mockCliOptions, MOCK_CLI_HELP } from './mock-options.js';
@@ -96,8 +97,11 @@ function usage<T>(parse: () => T): T {
 function validate(args: string[]): number {
   const { positionals } = usage(() => parseArgs({ args, options: {}, allowPositionals: true, strict: true }));
   if (positionals.length !== 1) throw new UsageError('validate takes exactly one FILE');
-  loadConfigFile(positionals[0] as string, process.env);
-  process.stdout.write(`${positionals[0]}: valid\n`);
+  const file = positionals[0] as string;
+  const config = loadConfigFile(file, process.env);
+  // A file `start` would refuse is not valid: build the providers too (no connection is opened).
+  void closeProviders(createProviders(config.providers, { env: process.env }, file).values());
+  process.stdout.write(`${file}: valid\n`);
   return EXIT.ok;
 }
 

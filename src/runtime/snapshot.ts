@@ -4,6 +4,7 @@
  * request keeps the snapshot it started with.
  */
 
+import { ConfigError, type ConfigIssue } from '../config/load.js';
 import type { Config, ProviderConfig } from '../config/schema.js';
 import { buildFilterChain } from '../filters/registry.js';
 import type { FilterChain } from '../pipeline/chain.js';
@@ -25,9 +26,24 @@ export interface SnapshotDeps {
   env: Readonly<Record<string, string | undefined>>;
 }
 
-export function createProviders(configs: readonly ProviderConfig[], deps: SnapshotDeps): Map<string, Provider> {
+/**
+ * Build every provider, or fail with a ConfigError listing each one that cannot be built (unknown
+ * type, missing key, bad base URL): those are configuration mistakes, reported like schema errors.
+ */
+export function createProviders(configs: readonly ProviderConfig[], deps: SnapshotDeps, source = 'config'): Map<string, Provider> {
   const providers = new Map<string, Provider>();
-  for (const pc of configs) providers.set(pc.name, createProvider(pc, { env: deps.env }));
+  const issues: ConfigIssue[] = [];
+  configs.forEach((pc, i) => {
+    try {
+      providers.set(pc.name, createProvider(pc, { env: deps.env }));
+    } catch (err) {
+      issues.push({ path: `providers[${i}]`, message: err instanceof Error ? err.message : String(err) });
+    }
+  });
+  if (issues.length > 0) {
+    void closeProviders(providers.values());
+    throw new ConfigError(source, issues);
+  }
   return providers;
 }
 

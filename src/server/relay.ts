@@ -64,6 +64,13 @@ export class ResponseRelay implements UpstreamHandler {
   private bodyBytes = 0;
   /** Pass-through: bytes of an SSE event not yet complete. */
   private tail: Buffer | undefined;
+  /** Pass-through: chunks received since the last flush (copies: undici may reuse its buffers). */
+  private held: Buffer[] = [];
+  /** A flush is queued for the end of the current upstream read. */
+  private flushQueued = false;
+  /** The client stopped taking data; the next chunk pauses the upstream until it drains. */
+  private backpressured = false;
+  private readonly flushBound = (): void => this.flush();
   private decoder: StreamDecoder | undefined;
   private encoder: StreamEncoder | undefined;
   /** Translation: client bytes produced while decoding one upstream chunk. */
@@ -112,7 +119,8 @@ export class ResponseRelay implements UpstreamHandler {
   onData(chunk: Uint8Array): boolean {
     switch (this.mode) {
       case 'sse-pass':
-        return this.passThrough(chunk);
+        this.held.push(Buffer.from(chunk));
+        return this.queueFlush();
       case 'sse-translate':
         try {
           this.decoder!.push(chunk);
@@ -120,7 +128,7 @@ export class ResponseRelay implements UpstreamHandler {
           this.fail(toUpstreamError(err));
           return true;
         }
-        return this.flushTranslated();
+        return this.queueFlush();
       case 'body':
       case 'error-body':
         this.bodyBytes += chunk.byteLength;
@@ -212,23 +220,49 @@ export class ResponseRelay implements UpstreamHandler {
 
   // ── pass-through ───────────────────────────────────────────────────────────────────────────
 
-  private passThrough(chunk: Uint8Array): boolean {
-    let buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    if (this.tail !== undefined) {
-      buf = Buffer.concat([this.tail, buf]);
-      this.tail = undefined;
+  /**
+   * undici hands over each HTTP chunk separately, even when one socket read brought dozens: writing
+   * each at once would cost one syscall per SSE event. Everything that arrives during one upstream
+   * read is written once, in a microtask, which runs before any other I/O: no latency is added.
+   */
+  private queueFlush(): boolean {
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flushBound);
     }
+    return !this.backpressured;
+  }
+
+  private flush(): void {
+    this.flushQueued = false;
+    if (this.mode === 'sse-pass') this.flushPassThrough();
+    else if (this.mode === 'sse-translate') this.flushTranslated();
+  }
+
+  /** Write the complete events held so far; an incomplete last event stays as the tail. */
+  private flushPassThrough(): void {
+    const complete = this.takeCompleteEvents();
+    if (complete !== undefined) this.write(complete);
+  }
+
+  private takeCompleteEvents(): Buffer | undefined {
+    if (this.held.length === 0) return undefined;
+    const parts = this.tail === undefined ? this.held : [this.tail, ...this.held];
+    const buf = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    this.held = [];
+    this.tail = undefined;
     const boundary = lastEventBoundary(buf);
-    if (boundary < buf.length) this.tail = Buffer.from(buf.subarray(boundary));
-    if (boundary === 0) return true;
-    return this.write(boundary === buf.length ? buf : buf.subarray(0, boundary));
+    if (boundary < buf.length) this.tail = buf.subarray(boundary);
+    return boundary === 0 ? undefined : buf.subarray(0, boundary);
   }
 
   private endPassThrough(): void {
     // A last event without its blank line is still delivered: the client's parser decides.
+    const complete = this.takeCompleteEvents();
     const rest = this.tail;
     this.tail = undefined;
-    this.init.out.end(rest);
+    const last = complete === undefined ? rest : rest === undefined ? complete : Buffer.concat([complete, rest]);
+    this.init.out.end(last);
     this.finish();
   }
 
@@ -253,26 +287,25 @@ export class ResponseRelay implements UpstreamHandler {
     this.pendingOut += this.encoder!.encode(ev);
   }
 
-  private flushTranslated(): boolean {
+  private flushTranslated(): void {
     if (this.upstreamFailed) {
       const out = this.pendingOut;
       this.pendingOut = '';
       this.exchange?.abort();
       this.init.out.end(out);
       this.finish();
-      return true;
+      return;
     }
-    if (this.pendingOut.length === 0) return true;
+    if (this.pendingOut.length === 0) return;
     const out = this.pendingOut;
     this.pendingOut = '';
-    return this.write(out);
+    this.write(out);
   }
 
   private endTranslated(): void {
     try {
       this.decoder!.end();
     } catch (err) {
-      this.flushTranslated();
       this.fail(toUpstreamError(err));
       return;
     }
@@ -359,11 +392,14 @@ export class ResponseRelay implements UpstreamHandler {
 
   // ── common ─────────────────────────────────────────────────────────────────────────────────
 
-  private write(chunk: string | Uint8Array): boolean {
+  private write(chunk: string | Uint8Array): void {
     const out = this.init.out;
-    if (out.write(chunk)) return true;
-    out.onWritable(() => this.exchange?.resume());
-    return false;
+    if (out.write(chunk) || this.backpressured) return;
+    this.backpressured = true;
+    out.onWritable(() => {
+      this.backpressured = false;
+      this.exchange?.resume();
+    });
   }
 
   /** End the exchange with an error, in whatever form the client can still receive. */
@@ -376,7 +412,11 @@ export class ResponseRelay implements UpstreamHandler {
       sendError(out, ctx, error);
     } else {
       const encoder = this.encoder ?? this.clientEncoder();
+      // Complete events still held go out first; a half-received one is dropped, so the error event
+      // never lands inside it.
+      const complete = this.takeCompleteEvents();
       this.tail = undefined;
+      if (complete !== undefined) out.write(complete);
       out.end(this.pendingOut + encoder.encode({ type: 'error', error }));
       this.pendingOut = '';
     }

@@ -324,10 +324,14 @@ describe('upstream error replies', () => {
 });
 
 describe('upstream reset mid-stream', () => {
+  // Paced tokens reach the client before the reset; unpaced, the reset arrives with the first
+  // events in one upstream read, while nothing has reached the client yet (tested below).
+  const PACED = { 'x-mock-tps': '200' };
+
   it('OpenAI client: the SDK iterator throws an APIError after some content', async () => {
     const stream = await openai.chat.completions.create(
       { model: 'mock', stream: true, messages: [{ role: 'user', content: 'one two three four five six' }] },
-      { headers: { 'x-mock-reset-after': '3' } },
+      { headers: { 'x-mock-reset-after': '3', ...PACED } },
     );
     let content = '';
     await assert.rejects(
@@ -345,7 +349,7 @@ describe('upstream reset mid-stream', () => {
 
   it('OpenAI client, raw: an error event ends the stream and no [DONE] follows', async () => {
     const res = remember(
-      await postJson(gw.url, '/v1/chat/completions', { model: 'mock', stream: true, messages: userMsg }, { 'x-mock-reset-after': '2' }),
+      await postJson(gw.url, '/v1/chat/completions', { model: 'mock', stream: true, messages: userMsg }, { 'x-mock-reset-after': '2', ...PACED }),
     );
     assert.equal(res.status, 200);
     const events = parseSse(res.text).filter((e) => e.data !== undefined);
@@ -357,12 +361,12 @@ describe('upstream reset mid-stream', () => {
   for (const model of ['mock', 'mock-anthropic']) {
     it(`Anthropic client (${model === 'mock' ? 'translated' : 'pass-through'}): the SDK stream throws; raw ends with event: error, no message_stop`, async () => {
       const params = { model, max_tokens: 100, messages: [{ role: 'user' as const, content: 'one two three four five six' }] };
-      const stream = anthropic.messages.stream(params, { headers: { 'x-mock-reset-after': '3' } });
+      const stream = anthropic.messages.stream(params, { headers: { 'x-mock-reset-after': '3', ...PACED } });
       await assert.rejects(stream.finalMessage(), (err: unknown) => {
         assert.ok(err instanceof Error);
         return true;
       });
-      const res = remember(await postJson(gw.url, '/v1/messages', { ...params, stream: true }, { 'x-mock-reset-after': '3' }));
+      const res = remember(await postJson(gw.url, '/v1/messages', { ...params, stream: true }, { 'x-mock-reset-after': '3', ...PACED }));
       assert.equal(res.status, 200);
       const events = parseSse(res.text).filter((e) => e.data !== undefined);
       const names = events.map((e) => e.event);
@@ -402,6 +406,11 @@ describe('upstream reset mid-stream', () => {
     assert.equal(names[names.length - 1], 'error');
     assert.ok(!names.includes('message_stop'));
     assert.equal(JSON.parse(events[events.length - 1]!.data!).error.message, 'backend exploded');
+  });
+
+  it('a reset in the same upstream read as the first events, before any byte reached the client → a plain 502', async () => {
+    const res = remember(await postJson(gw.url, '/v1/chat/completions', { model: 'mock', stream: true, messages: userMsg }, { 'x-mock-reset-after': '2' }));
+    assertOpenAIError(res, 502, 'upstream_unreachable');
   });
 
   it('a reset before the response head → a plain 502 in the client protocol', async () => {
