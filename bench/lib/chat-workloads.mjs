@@ -33,7 +33,7 @@ export const WORKLOADS = Object.freeze([
   { id: 'chat c=1', stream: false, connections: 1 },
   { id: 'chat c=10', stream: false, connections: 10 },
   { id: 'chat c=50', stream: false, connections: 50 },
-  { id: 'stream c=1', stream: true, connections: 1, extra: true },
+  { id: 'stream c=1', stream: true, connections: 1 },
   { id: 'stream c=10', stream: true, connections: 10 },
   { id: 'stream c=100', stream: true, connections: 100 },
 ]);

@@ -43,16 +43,18 @@ export async function startMock({ ttftMs, tps, outputTokens, chunkTokens } = {},
 /**
  * The gateway with `configYaml` written to `configPath`, listening on a free port (chosen here, not
  * with `--port 0`: several workers sharing one port need to be told the same number).
- * `nodeArgs` go before the script (e.g. `--cpu-prof`).
+ * `nodeArgs` go before the script (e.g. `--cpu-prof`); `workers` (default 1) worker processes.
  * @returns {Promise<{ proc, origin: string, port: number }>}
  */
-export async function startSluice({ configPath, configYaml, nodeArgs = [], env }) {
+export async function startSluice({ configPath, configYaml, nodeArgs = [], env, workers = 1 }) {
   if (configYaml !== undefined) writeFileSync(configPath, configYaml);
   const port = await freePort();
   const { proc, match } = await spawnReady(
     'sluice',
     process.execPath,
-    [...nodeArgs, SLUICE_BIN, 'start', '--config', configPath, '--port', String(port)],
+    // One worker unless asked: the gateway bench compares one Sluice process with one nginx worker.
+    // nodeArgs reach the workers too (fork inherits execArgv), so --cpu-prof profiles them.
+    [...nodeArgs, SLUICE_BIN, 'start', '--config', configPath, '--port', String(port), '--workers', String(workers), '--admin-port', '0'],
     { cwd: REPO_ROOT, env, ready: /sluice \S+ listening on http:\/\/([^\s:/]+|\[[^\]]+\]):(\d+)/, timeoutMs: 30_000 },
   );
   return { proc, ...listening(match) };

@@ -4,13 +4,16 @@
  */
 
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, validateConfig } from '../config/load.js';
 import { configJsonSchema, type Config, type ConfigInput, type ProviderConfig } from '../config/schema.js';
 import { describeError, log, setLogLevel } from '../observability/logger.js';
 import { providersFromEnv } from '../providers/registry.js';
 import { closeProviders, createProviders } from '../runtime/snapshot.js';
-import { Gateway } from '../server/gateway.js';
+import { startAdminServer, type AdminServer } from '../server/admin.js';
+import { ModelRouter } from '../routing/model-router.js';
+import { Supervisor } from '../supervisor/supervisor.js';
 import { startMockServer } from '../mock/server.js';
 import { mockCliOptions, MOCK_CLI_HELP } from './mock-options.js';
 
@@ -23,7 +26,7 @@ const VERSION: string = (
 const HELP = `sluice ${VERSION} — an AI gateway: one OpenAI- and Anthropic-compatible API over many model providers
 
 Usage:
-  sluice start [--config FILE] [--host H] [--port N] [--upstream URL ...]
+  sluice start [--config FILE] [--host H] [--port N] [--workers N] [--admin-port N] [--upstream URL ...]
   sluice validate FILE
   sluice schema
   sluice mock [--port N] [mock options]      a standalone fake model server (for tests and benchmarks)
@@ -35,10 +38,13 @@ start:
                     the built-in "mock" provider is always there.
   --host H          listen address (default from config, else 127.0.0.1)
   --port N          listen port (default from config, else 8080; 0 picks a free port)
+  --workers N       worker processes sharing the port (default: one per CPU)
+  --admin-port N    admin API port (default from config, else 8081; 0 picks a free port)
   --upstream URL    sidecar mode: serve every model of an OpenAI-compatible server (vLLM, SGLang,
                     Ollama, llama.cpp); repeat for several. Models are read from URL/v1/models.
 
-Signals: SIGTERM/SIGINT drain and exit; SIGHUP reloads --config.
+Signals: SIGTERM/SIGINT drain in-flight requests and exit; SIGHUP reloads --config (so does
+saving the file, and PUT /admin/config or POST /admin/reload on the admin API).
 Exit codes: 0 ok, 1 failure, 2 usage error, 78 invalid configuration.
 `;
 
@@ -145,35 +151,68 @@ async function start(args: string[]): Promise<number> {
         host: { type: 'string' },
         port: { type: 'string', short: 'p' },
         upstream: { type: 'string', multiple: true },
+        workers: { type: 'string', short: 'w' },
+        'admin-port': { type: 'string' },
       },
     }),
   );
   const configPath = values.config;
   const upstreams = values.upstream ?? [];
-  let config: Config;
-  if (configPath) {
-    config = loadConfigFile(configPath, process.env);
-    if (upstreams.length > 0) {
-      config = validateConfig(
-        { ...config, providers: [...config.providers, ...(upstreamProviders(upstreams) ?? [])] },
-        `${configPath} + --upstream`,
-      );
-    }
-  } else {
-    config = defaultConfig(upstreams);
-  }
+  const load = (): Config => {
+    if (!configPath) return defaultConfig(upstreams);
+    const config = loadConfigFile(configPath, process.env);
+    if (upstreams.length === 0) return config;
+    return validateConfig({ ...config, providers: [...config.providers, ...(upstreamProviders(upstreams) ?? [])] }, `${configPath} + --upstream`);
+  };
+  const config = load();
   setLogLevel(config.log.level);
+  // Fail on a provider that cannot be built before forking anything.
+  void closeProviders(createProviders(config.providers, { env: process.env }, configPath ?? 'environment').values());
 
-  const gw = await Gateway.start({ config, env: process.env, host: values.host, port: parsePort(values.port) });
   const host = values.host ?? config.server.host;
-  printBanner(gw, host);
+  const workers = parseCount('--workers', values.workers) ?? config.server.workers ?? availableParallelism();
+  const supervisor = await Supervisor.start({
+    config,
+    workers,
+    host,
+    port: parsePort(values.port) ?? config.server.port,
+    reloadSource: configPath ? load : undefined,
+    watchFile: configPath,
+    env: process.env,
+  });
+  let admin: AdminServer;
+  try {
+    admin = await startAdminServer(
+      {
+        get generation() {
+          return supervisor.currentGeneration;
+        },
+        get config() {
+          return supervisor.currentConfig;
+        },
+        workers: () => supervisor.workers(),
+        apply: (next, reason) => supervisor.apply(next, reason),
+        reload: (reason) => supervisor.reloadFromSource(reason),
+      },
+      {
+        host: config.admin.host,
+        port: parsePort(values['admin-port']) ?? config.admin.port,
+        token: config.admin.token ?? (process.env.SLUICE_ADMIN_TOKEN || undefined),
+        env: process.env,
+      },
+    );
+  } catch (err) {
+    await supervisor.drain(0);
+    throw err;
+  }
+  printBanner(config, host, supervisor.boundPort, workers, config.admin.host, admin.port);
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info('draining', { signal, in_flight: gw.inFlight });
-    gw.close(30_000).then(
+    log.info('draining', { signal, grace_ms: supervisor.currentConfig.server.drain_grace_ms });
+    Promise.all([admin.close(), supervisor.drain(supervisor.currentConfig.server.drain_grace_ms)]).then(
       () => process.exit(EXIT.ok),
       (err) => {
         log.error('shutdown failed', describeError(err));
@@ -184,36 +223,42 @@ async function start(args: string[]): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
-    if (!configPath) {
-      log.warn('SIGHUP ignored: no --config file to reload');
-      return;
-    }
-    try {
-      const next = loadConfigFile(configPath, process.env);
-      gw.reload(next).catch((err) => log.error('reload failed; keeping the running config', { reason: (err as Error).message }));
-    } catch (err) {
-      log.error('reload failed; keeping the running config', { reason: (err as Error).message });
-    }
+    supervisor
+      .reloadFromSource('SIGHUP')
+      .catch((err) => log.error('reload failed; keeping the running config', { reason: (err as Error).message }));
   });
   // Never reached while serving: the process lives until a signal.
   return await new Promise<number>(() => undefined);
 }
 
-function printBanner(gw: Gateway, host: string): void {
-  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  const base = `http://${shown.includes(':') ? `[${shown}]` : shown}:${gw.port}`;
-  const snap = gw.snapshot;
-  const providers = [...snap.providers.values()].map((p) => `${p.name} (${p.type})`).join(', ');
-  const models = snap.router.listModels().map((m) => m.id);
+function parseCount(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new UsageError(`${flag} must be an integer from 1 to 256, got "${value}"`);
+  return n;
+}
+
+function printBanner(config: Config, host: string, port: number, workers: number, adminHost: string, adminPort: number): void {
+  const base = `http://${displayHost(host)}:${port}`;
+  // The workers hold the live router (with discovered models); the banner lists what config names.
+  const providers = createProviders(config.providers, { env: process.env });
+  const models = new ModelRouter(config.models, providers).listModels().map((m) => m.id);
+  void closeProviders(providers.values());
   const example = models.includes('mock') ? 'mock' : (models[0] ?? 'MODEL');
   process.stdout.write(
-    `sluice ${VERSION} listening on ${base}\n` +
-      `  providers: ${providers || 'none'}\n` +
+    `sluice ${VERSION} listening on ${base} (${workers} worker${workers === 1 ? '' : 's'})\n` +
+      `  admin API: http://${displayHost(adminHost)}:${adminPort}/admin/workers\n` +
+      `  providers: ${config.providers.map((p) => `${p.name} (${p.type})`).join(', ') || 'none'}\n` +
       `  models:    ${models.length ? models.slice(0, 10).join(', ') + (models.length > 10 ? ', …' : '') : '(patterns only)'}\n\n` +
       `Try it:\n` +
       `  curl ${base}/v1/chat/completions -H 'content-type: application/json' \\\n` +
       `    -d '{"model":"${example}","messages":[{"role":"user","content":"Hello, Sluice!"}]}'\n\n`,
   );
+}
+
+function displayHost(host: string): string {
+  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return shown.includes(':') ? `[${shown}]` : shown;
 }
 
 async function mock(args: string[]): Promise<number> {

@@ -134,9 +134,32 @@ export const ServerSchema = z
       .max(1024 * 1024 * 1024)
       .default(32 * 1024 * 1024)
       .describe('Largest request body accepted; larger → 413.'),
+    workers: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe('Worker processes sharing the port (SO_REUSEPORT); default: one per CPU. `--workers` overrides.'),
+    drain_grace_ms: nonNegativeMs
+      .default(30_000)
+      .describe('On SIGTERM/SIGINT, how long in-flight requests and streams may take to finish before they are cut.'),
     sse_keepalive_ms: nonNegativeMs
       .default(15_000)
       .describe('Send an SSE comment after this much silence on a stream, so proxies keep it open; 0 = never.'),
+  })
+  .strict();
+
+export const AdminSchema = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1').describe('Admin API address. A non-loopback address requires a token.'),
+    port: port.default(8081).describe('Admin API port; 0 picks a free one.'),
+    token: z
+      .string()
+      .min(16, 'must be at least 16 characters')
+      .optional()
+      .describe('Bearer token for the admin API (default: $SLUICE_ADMIN_TOKEN). Without one, only loopback callers are served.'),
+    watch: z.boolean().default(true).describe('Reload when the config file changes.'),
   })
   .strict();
 
@@ -150,6 +173,7 @@ export const ConfigSchema = z
   .object({
     server: ServerSchema.default(ServerSchema.parse({})),
     log: LogSchema.default(LogSchema.parse({})),
+    admin: AdminSchema.default(AdminSchema.parse({})),
     providers: z.array(ProviderSchema).default([]),
     models: z.array(ModelRouteSchema).default([]),
     filters: z.array(FilterSchema).default([]),
@@ -186,6 +210,7 @@ export type ModelRouteConfig = z.output<typeof ModelRouteSchema>;
 export type FilterConfig = z.output<typeof FilterSchema>;
 export type MockSettings = z.output<typeof MockSettingsSchema>;
 export type TimeoutsConfig = z.output<typeof TimeoutsSchema>;
+export type AdminConfig = z.output<typeof AdminSchema>;
 
 /** The JSON Schema (draft 2020-12) of the configuration file, as users write it. */
 export function configJsonSchema(): Record<string, unknown> {

@@ -23,6 +23,10 @@ export interface GatewayOptions extends SnapshotDeps {
   /** Override config.server.host / port (CLI flags). */
   host?: string;
   port?: number;
+  /** Config generation of the first snapshot (the supervisor numbers them); default 1. */
+  generation?: number;
+  /** Check that no other process serves the port first (off in workers: their siblings share it). */
+  probePort?: boolean;
   /** How long to wait for self-hosted servers' `/v1/models` at start and reload. */
   discoveryTimeoutMs?: number;
   /** How often to ask self-hosted servers again (they may start after the gateway). */
@@ -74,7 +78,7 @@ export class Gateway implements ProxyHost {
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
     assertNativeUws();
-    const snapshot = await Gateway.prepare(opts.config, 1, opts, undefined);
+    const snapshot = await Gateway.prepare(opts.config, opts.generation ?? 1, opts, undefined);
     const gw = new Gateway(snapshot, opts);
     await gw.listen(opts.host ?? opts.config.server.host, opts.port ?? opts.config.server.port);
     gw.startTimers();
@@ -102,9 +106,9 @@ export class Gateway implements ProxyHost {
   }
 
   /** Validate-and-swap: on any error the running snapshot stays. */
-  async reload(config: Config): Promise<Snapshot> {
+  async reload(config: Config, generation?: number): Promise<Snapshot> {
     const previous = this.current;
-    const next = await Gateway.prepare(config, previous.generation + 1, this.opts, previous);
+    const next = await Gateway.prepare(config, generation ?? previous.generation + 1, this.opts, previous);
     this.current = next;
     this.retireProviders(previous, next);
     log.info('config reloaded', { generation: next.generation });
@@ -187,14 +191,15 @@ export class Gateway implements ProxyHost {
 
   private retireProviders(previous: Snapshot, next: Snapshot): void {
     const kept = new Set(next.providers.values());
-    const retired = [...previous.providers.values()].filter((p) => !kept.has(p));
-    if (retired.length === 0) return;
-    // Requests still on the old snapshot keep using these; close once they are done.
+    const retired = new Set([...previous.providers.values()].filter((p) => !kept.has(p)));
+    if (retired.size === 0) return;
+    // Requests still on the old snapshot keep using these; close them once none does.
     const closeWhenIdle = (): void => {
-      const busy = [...this.relays].length > 0 && [...previous.providers.values()].some((p) => !kept.has(p));
-      if (busy && this.inFlight > 0) {
-        setTimeout(closeWhenIdle, 1_000).unref();
-        return;
+      for (const relay of this.relays) {
+        if (retired.has(relay.provider)) {
+          setTimeout(closeWhenIdle, 1_000).unref();
+          return;
+        }
       }
       void closeProviders(retired);
     };
@@ -234,7 +239,7 @@ export class Gateway implements ProxyHost {
   }
 
   private listen(host: string, port: number): Promise<void> {
-    return assertPortFree(host, port).then(
+    return (this.opts.probePort === false ? Promise.resolve() : assertPortFree(host, port)).then(
       () =>
         new Promise((resolve, reject) => {
           this.app.listen(host, port, (socket) => {

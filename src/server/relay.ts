@@ -80,6 +80,10 @@ export class ResponseRelay implements UpstreamHandler {
 
   constructor(private readonly init: RelayInit) {}
 
+  get provider(): Provider {
+    return this.init.provider;
+  }
+
   get streaming(): boolean {
     return this.mode === 'sse-pass' || this.mode === 'sse-translate';
   }

@@ -16,7 +16,7 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const SLUICE_BIN = fileURLToPath(new URL('../../../bin/sluice.js', import.meta.url));
 
 /** `sluice 0.1.0 listening on http://127.0.0.1:41234` */
-const BANNER = /^sluice (\S+) listening on http:\/\/(\[[^\]]+\]|[^\s:/]+):(\d+)\s*$/m;
+const BANNER = /^sluice (\S+) listening on http:\/\/(\[[^\]]+\]|[^\s:/]+):(\d+)\b.*$/m;
 
 export interface ExitInfo {
   code: number | null;
@@ -70,6 +70,8 @@ export interface GatewayProcess {
   readonly port: number;
   /** `http://127.0.0.1:PORT` */
   readonly url: string;
+  /** `http://127.0.0.1:ADMINPORT` */
+  readonly adminUrl: string;
   readonly version: string;
   readonly pid: number;
   readonly configPath: string | undefined;
@@ -100,6 +102,8 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<Gate
   const args = [SLUICE_BIN, 'start'];
   if (configPath !== undefined) args.push('--config', configPath);
   args.push(...(opts.args ?? ['--port', '0']));
+  // Parallel test files each run a gateway: let each admin API pick a free port too.
+  if (!args.includes('--admin-port')) args.push('--admin-port', '0');
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: cleanEnv(opts.env),
@@ -139,9 +143,11 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<Gate
 
   const host = banner[2]!;
   const port = Number(banner[3]);
+  const admin = /admin API: (http:\/\/[^/\s]+)\/admin/.exec(out);
   const gateway: GatewayProcess = {
     port,
     url: `http://${host}:${port}`,
+    adminUrl: admin?.[1] ?? '',
     version: banner[1]!,
     pid: child.pid!,
     configPath,

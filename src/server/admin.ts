@@ -1,0 +1,157 @@
+/**
+ * The admin API, on its own port (loopback by default). Served by the supervisor with node:http: it
+ * is low-traffic, must stay up while workers restart, and the supervisor holds the authoritative
+ * config and worker table.
+ *
+ *   GET  /admin/workers   pid, uptime, restarts, in-flight per worker
+ *   GET  /admin/config    the running config, secrets redacted
+ *   PUT  /admin/config    replace the running config (YAML or JSON body); validated first
+ *   POST /admin/reload    re-read the config file
+ *
+ * Every answer carries the config generation (`generation` in the JSON and the
+ * `x-sluice-config-generation` header). With a token configured, every request needs
+ * `Authorization: Bearer <token>`; without one the API refuses to listen beyond loopback.
+ */
+
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
+import { ConfigError, parseConfig, type Env } from '../config/load.js';
+import { redactConfig } from '../config/redact.js';
+import type { Config } from '../config/schema.js';
+import { describeError, log } from '../observability/logger.js';
+
+export interface AdminBackend {
+  readonly generation: number;
+  readonly config: Config;
+  workers(): Promise<unknown[]>;
+  /** Validate and apply; throws ConfigError (→ 400) when invalid. Resolves to the new generation. */
+  apply(config: Config, reason: string): Promise<number>;
+  reload(reason: string): Promise<number>;
+}
+
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
+
+export interface AdminServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startAdminServer(
+  backend: AdminBackend,
+  opts: { host: string; port: number; token: string | undefined; env: Env },
+): Promise<AdminServer> {
+  if (!opts.token && !isLoopback(opts.host)) {
+    throw new Error(
+      `the admin API would listen on ${opts.host} without a token; set SLUICE_ADMIN_TOKEN or admin.token, or keep admin.host on loopback`,
+    );
+  }
+  const expected = opts.token ? Buffer.from(`Bearer ${opts.token}`) : undefined;
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      log.error('admin request failed', describeError(err));
+      reply(res, 500, { error: { message: 'internal error' } });
+    });
+  });
+
+  function reply(res: ServerResponse, status: number, body: Record<string, unknown>): void {
+    const generation = backend.generation;
+    const text = JSON.stringify({ generation, ...body });
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'x-sluice-config-generation': String(generation),
+      'content-length': Buffer.byteLength(text),
+    });
+    res.end(text);
+  }
+
+  function authorized(req: IncomingMessage): boolean {
+    if (!expected) return true;
+    const got = Buffer.from(req.headers.authorization ?? '');
+    return got.length === expected.length && timingSafeEqual(got, expected);
+  }
+
+  async function readBody(req: IncomingMessage): Promise<string | undefined> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_CONFIG_BYTES) return undefined;
+      chunks.push(chunk as Buffer);
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  async function applyOrExplain(res: ServerResponse, run: () => Promise<number>): Promise<void> {
+    try {
+      const generation = await run();
+      reply(res, 200, { status: 'applied', applied_generation: generation });
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        reply(res, 400, { error: { message: 'invalid configuration; the running config is unchanged', issues: err.issues } });
+      } else {
+        reply(res, 409, { error: { message: (err as Error).message } });
+      }
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = (req.url ?? '/').split('?')[0];
+    if (!authorized(req)) {
+      reply(res, 401, { error: { message: 'missing or wrong admin token (Authorization: Bearer …)' } });
+      return;
+    }
+    const route = `${req.method} ${url}`;
+    switch (route) {
+      case 'GET /admin/workers':
+        reply(res, 200, { workers: await backend.workers() });
+        return;
+      case 'GET /admin/config':
+        reply(res, 200, { config: redactConfig(backend.config) as Record<string, unknown> });
+        return;
+      case 'PUT /admin/config': {
+        const text = await readBody(req);
+        if (text === undefined) {
+          reply(res, 413, { error: { message: `config larger than ${MAX_CONFIG_BYTES} bytes` } });
+          return;
+        }
+        await applyOrExplain(res, () => backend.apply(parseConfig(text, 'PUT /admin/config', opts.env), 'admin api'));
+        return;
+      }
+      case 'POST /admin/reload':
+        await applyOrExplain(res, () => backend.reload('admin api'));
+        return;
+      default:
+        reply(res, url?.startsWith('/admin/') ? 405 : 404, { error: { message: `no admin route ${route}` } });
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          err.code === 'EADDRINUSE'
+            ? `admin port ${opts.port} on ${opts.host} is already in use; set admin.port or --admin-port`
+            : `cannot listen on ${opts.host}:${opts.port} for the admin API (${err.code ?? err.message})`,
+        ),
+      ),
+    );
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : opts.port,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

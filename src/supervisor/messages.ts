@@ -1,0 +1,16 @@
+/** The IPC protocol between the supervisor and its workers (Node's child_process channel). */
+
+import type { ConfigInput } from '../config/schema.js';
+
+export type ToWorker =
+  | { type: 'start'; index: number; config: ConfigInput; generation: number; host: string; port: number }
+  | { type: 'config'; config: ConfigInput; generation: number }
+  | { type: 'drain'; graceMs: number }
+  | { type: 'stats'; id: number };
+
+export type FromWorker =
+  | { type: 'ready'; port: number }
+  | { type: 'fatal'; message: string; configError?: boolean }
+  | { type: 'config-applied'; generation: number }
+  | { type: 'config-failed'; generation: number; message: string }
+  | { type: 'stats'; id: number; inFlight: number };

@@ -1,0 +1,354 @@
+/**
+ * The supervisor: validates config once, forks N workers that share one port (uWS sets SO_REUSEPORT),
+ * restarts a crashed worker with back-off, fans out new config snapshots, and drains on SIGTERM. It
+ * serves no model traffic; it serves the admin API, so that stays up while a worker restarts.
+ */
+
+import { fork, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { watch, type FSWatcher } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { clock } from '../clock.js';
+import type { Config, ConfigInput } from '../config/schema.js';
+import { describeError, log } from '../observability/logger.js';
+import { closeProviders, createProviders } from '../runtime/snapshot.js';
+import { assertPortFree } from '../server/gateway.js';
+import type { FromWorker, ToWorker } from './messages.js';
+
+const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
+
+/** Restart back-off: 100 ms doubling to 30 s; a worker that lived 30 s starts the count afresh. */
+const BACKOFF_FIRST_MS = 100;
+const BACKOFF_MAX_MS = 30_000;
+const STABLE_AFTER_MS = 30_000;
+const CONFIG_ACK_TIMEOUT_MS = 15_000;
+
+export interface WorkerInfo {
+  index: number;
+  pid: number | undefined;
+  uptimeMs: number;
+  restarts: number;
+  inFlight: number | null;
+  state: 'starting' | 'ready' | 'restarting' | 'draining';
+}
+
+/** Where config comes from: reloading asks it again (a file re-read, env re-interpolated). */
+export type ConfigLoader = () => Config;
+
+export interface SupervisorOptions {
+  config: Config;
+  workers: number;
+  host: string;
+  port: number;
+  /** Re-reads the config source, for SIGHUP, the file watcher and POST /admin/reload. */
+  reloadSource: ConfigLoader | undefined;
+  /** The file to watch, if any. */
+  watchFile: string | undefined;
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+interface Slot {
+  index: number;
+  child: ChildProcess | undefined;
+  state: WorkerInfo['state'];
+  startedMs: number;
+  restarts: number;
+  /** Consecutive quick crashes, for the back-off. */
+  crashes: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class Supervisor {
+  private config: Config;
+  private generation = 1;
+  private port: number;
+  private readonly slots: Slot[];
+  private draining = false;
+  private watcher: FSWatcher | undefined;
+  private reloadChain: Promise<unknown> = Promise.resolve();
+  private statsSeq = 0;
+  private readonly exitWaiters = new Set<() => void>();
+
+  private constructor(private readonly opts: SupervisorOptions) {
+    this.config = opts.config;
+    this.port = opts.port;
+    this.slots = Array.from({ length: opts.workers }, (_, index) => ({
+      index,
+      child: undefined,
+      state: 'starting' as const,
+      startedMs: 0,
+      restarts: 0,
+      crashes: 0,
+      timer: undefined,
+    }));
+  }
+
+  /** Start every worker; resolves once all serve. Rejects (and stops them) if the first cannot. */
+  static async start(opts: SupervisorOptions): Promise<Supervisor> {
+    // uSockets sets SO_REUSEPORT only on a non-zero port: for port 0, pick one here for all workers.
+    const port = opts.port === 0 ? await freePort(opts.host) : opts.port;
+    await assertPortFree(opts.host, port);
+    const sup = new Supervisor({ ...opts, port });
+    await Promise.all(sup.slots.map((s) => sup.spawn(s)));
+    sup.watchConfig();
+    return sup;
+  }
+
+  get boundPort(): number {
+    return this.port;
+  }
+
+  get currentConfig(): Config {
+    return this.config;
+  }
+
+  get currentGeneration(): number {
+    return this.generation;
+  }
+
+  // ── workers ────────────────────────────────────────────────────────────────────────────────
+
+  private spawn(slot: Slot): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const child = fork(WORKER_ENTRY, [], {
+        env: { ...process.env, SLUICE_WORKER_INDEX: String(slot.index) },
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        serialization: 'advanced',
+      });
+      slot.child = child;
+      slot.state = 'starting';
+      slot.startedMs = clock.monotonicMs();
+      let settled = false;
+      child.on('message', (msg: FromWorker) => {
+        if (msg.type === 'ready' && !settled) {
+          settled = true;
+          slot.state = 'ready';
+          resolve(msg.port);
+        } else if (msg.type === 'fatal' && !settled) {
+          settled = true;
+          reject(new Error(msg.message));
+        }
+      });
+      child.on('exit', (code, signal) => {
+        if (!settled) {
+          settled = true;
+          reject(new Error(`worker ${slot.index} exited during start (${signal ?? `code ${code}`})`));
+        }
+        this.onExit(slot, child, code, signal);
+      });
+      this.post(child, {
+        type: 'start',
+        index: slot.index,
+        config: this.config as ConfigInput,
+        generation: this.generation,
+        host: this.opts.host,
+        port: this.port,
+      });
+    });
+  }
+
+  private onExit(slot: Slot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (slot.child !== child) return;
+    slot.child = undefined;
+    for (const w of this.exitWaiters) w();
+    if (this.draining) return;
+    const lived = clock.monotonicMs() - slot.startedMs;
+    slot.crashes = lived >= STABLE_AFTER_MS ? 1 : slot.crashes + 1;
+    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (slot.crashes - 1));
+    slot.state = 'restarting';
+    log.error('worker exited; restarting', {
+      worker: slot.index,
+      pid: child.pid,
+      code,
+      signal,
+      uptime_ms: Math.round(lived),
+      restart_in_ms: delay,
+    });
+    slot.timer = setTimeout(() => {
+      slot.timer = undefined;
+      if (this.draining) return;
+      slot.restarts++;
+      this.spawn(slot).catch((err) => log.error('worker restart failed', { worker: slot.index, reason: (err as Error).message }));
+    }, delay);
+  }
+
+  private post(child: ChildProcess, msg: ToWorker): void {
+    if (child.connected) child.send(msg);
+  }
+
+  async workers(): Promise<WorkerInfo[]> {
+    const id = ++this.statsSeq;
+    const now = clock.monotonicMs();
+    return Promise.all(
+      this.slots.map(async (slot) => {
+        const child = slot.child;
+        let inFlight: number | null = null;
+        if (child && slot.state === 'ready') {
+          inFlight = await this.ask(child, { type: 'stats', id }, (m) => (m.type === 'stats' && m.id === id ? m.inFlight : undefined), 1_000).catch(
+            () => null,
+          );
+        }
+        return {
+          index: slot.index,
+          pid: child?.pid,
+          uptimeMs: child ? Math.round(now - slot.startedMs) : 0,
+          restarts: slot.restarts,
+          inFlight,
+          state: slot.state,
+        };
+      }),
+    );
+  }
+
+  /** Send a message and wait for the first reply `pick` accepts. */
+  private ask<T>(child: ChildProcess, msg: ToWorker, pick: (m: FromWorker) => T | undefined, timeoutMs: number): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const onMessage = (m: FromWorker): void => {
+        const v = pick(m);
+        if (v === undefined) return;
+        cleanup();
+        resolve(v);
+      };
+      const onExit = (): void => {
+        cleanup();
+        reject(new Error('worker exited'));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error('worker did not answer'));
+      }, timeoutMs);
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+      };
+      child.on('message', onMessage);
+      child.on('exit', onExit);
+      this.post(child, msg);
+    });
+  }
+
+  // ── config ─────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Validate once (schema already done by the caller; providers built here), then every worker
+   * swaps its snapshot. Reloads run one at a time. An invalid config throws; the running one stays.
+   */
+  apply(config: Config, reason: string): Promise<number> {
+    const run = this.reloadChain.then(() => this.applyNow(config, reason));
+    this.reloadChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(config: Config, reason: string): Promise<number> {
+    const started = clock.monotonicMs();
+    // Building the providers is the part of validation the schema cannot do (types, keys, URLs).
+    void closeProviders(createProviders(config.providers, { env: this.opts.env }).values());
+    const generation = this.generation + 1;
+    this.generation = generation;
+    this.config = config;
+    const results = await Promise.allSettled(
+      this.slots
+        .filter((s) => s.child && s.state === 'ready')
+        .map((s) =>
+          this.ask(
+            s.child as ChildProcess,
+            { type: 'config', config: config as ConfigInput, generation },
+            (m) =>
+              m.type === 'config-applied' && m.generation === generation
+                ? true
+                : m.type === 'config-failed' && m.generation === generation
+                  ? m.message
+                  : undefined,
+            CONFIG_ACK_TIMEOUT_MS,
+          ),
+        ),
+    );
+    const failures = results.filter((r) => r.status === 'rejected' || r.value !== true);
+    log.info('config applied', {
+      generation,
+      reason,
+      workers: results.length,
+      failed: failures.length,
+      ms: Math.round(clock.monotonicMs() - started),
+    });
+    return generation;
+  }
+
+  /** Re-read the config source (file + environment) and apply it. */
+  async reloadFromSource(reason: string): Promise<number> {
+    const load = this.opts.reloadSource;
+    if (!load) throw new Error('no config file to reload: the gateway was started without --config');
+    return this.apply(load(), reason);
+  }
+
+  private watchConfig(): void {
+    const file = this.opts.watchFile;
+    if (!file || !this.config.admin.watch) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // Editors replace files (rename) as often as they write them: watching the file itself
+      // catches both on Linux; the debounce folds the burst of events one save makes.
+      this.watcher = watch(file, () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          this.reloadFromSource('file changed').catch((err) =>
+            log.error('config file changed but is invalid; keeping the running config', { reason: (err as Error).message }),
+          );
+          this.rewatch();
+        }, 300);
+      });
+    } catch (err) {
+      log.warn('cannot watch the config file', describeError(err));
+    }
+  }
+
+  /** After a rename-on-save the old inode is gone; watch the new file. */
+  private rewatch(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+    if (!this.draining) this.watchConfig();
+  }
+
+  // ── shutdown ───────────────────────────────────────────────────────────────────────────────
+
+  /** Drain: workers stop accepting, finish in-flight work up to the grace period, then exit. */
+  async drain(graceMs: number): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.watcher?.close();
+    for (const slot of this.slots) {
+      clearTimeout(slot.timer);
+      if (slot.child) {
+        slot.state = 'draining';
+        this.post(slot.child, { type: 'drain', graceMs });
+      }
+    }
+    const deadline = clock.monotonicMs() + graceMs + 5_000;
+    while (this.slots.some((s) => s.child) && clock.monotonicMs() < deadline) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, Math.max(10, deadline - clock.monotonicMs()));
+        function done(): void {
+          clearTimeout(t);
+          resolve();
+        }
+        this.exitWaiters.add(done);
+      });
+      this.exitWaiters.clear();
+    }
+    for (const slot of this.slots) slot.child?.kill('SIGKILL');
+  }
+}
+
+/** A port the OS considers free right now on `host`. */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen({ host, port: 0, exclusive: true }, () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,79 @@
+/**
+ * A worker process: one uWS gateway on the shared port (SO_REUSEPORT), driven by the supervisor over
+ * IPC. It never reads config files itself: the supervisor validated what it sends.
+ */
+
+import { ConfigError, validateConfig } from '../config/load.js';
+import { describeError, log, setLogLevel } from '../observability/logger.js';
+import { Gateway } from '../server/gateway.js';
+import type { FromWorker, ToWorker } from './messages.js';
+
+let gateway: Gateway | undefined;
+let draining = false;
+
+function send(msg: FromWorker): void {
+  process.send?.(msg);
+}
+
+async function handle(msg: ToWorker): Promise<void> {
+  switch (msg.type) {
+    case 'start': {
+      const config = validateConfig(msg.config, 'supervisor');
+      setLogLevel(config.log.level);
+      try {
+        gateway = await Gateway.start({
+          config,
+          env: process.env,
+          host: msg.host,
+          port: msg.port,
+          generation: msg.generation,
+          // The supervisor checked the port once; siblings share it through SO_REUSEPORT.
+          probePort: false,
+        });
+      } catch (err) {
+        send({ type: 'fatal', message: (err as Error).message, configError: err instanceof ConfigError });
+        process.exit(1);
+      }
+      send({ type: 'ready', port: gateway.port });
+      return;
+    }
+    case 'config': {
+      if (!gateway) return;
+      try {
+        await gateway.reload(validateConfig(msg.config, 'supervisor'), msg.generation);
+        send({ type: 'config-applied', generation: msg.generation });
+      } catch (err) {
+        send({ type: 'config-failed', generation: msg.generation, message: (err as Error).message });
+      }
+      return;
+    }
+    case 'drain': {
+      if (draining) return;
+      draining = true;
+      await gateway?.close(msg.graceMs);
+      process.exit(0);
+    }
+    // falls through never: drain exits
+    case 'stats':
+      send({ type: 'stats', id: msg.id, inFlight: gateway?.inFlight ?? 0 });
+      return;
+  }
+}
+
+process.on('message', (msg: ToWorker) => {
+  handle(msg).catch((err) => {
+    log.error('worker failed', describeError(err));
+    process.exit(1);
+  });
+});
+// Signals go to the supervisor, which drains workers in order; a worker ignores them so that a
+// terminal's Ctrl-C (sent to the whole process group) does not cut streams short.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => undefined);
+// The supervisor is gone (crashed or killed -9): nobody will send work or drain; stop serving.
+process.on('disconnect', () => {
+  if (draining) return;
+  draining = true;
+  log.warn('supervisor gone; draining');
+  void (gateway?.close(5_000) ?? Promise.resolve()).then(() => process.exit(0));
+});
