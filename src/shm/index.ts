@@ -1,0 +1,44 @@
+/** Shared memory across gateway processes: the segment, its one layout table, typed accessors. */
+
+export {
+  createSegment,
+  listSegments,
+  openSegment,
+  pidIsAlive,
+  removeStaleSegments,
+  SEGMENT_PREFIX,
+  segmentName,
+  segmentOwnerPid,
+  unlinkSegment,
+} from './segment.js';
+export {
+  CACHE_LINE_BYTES,
+  inFlightRowBytes,
+  computeLayout,
+  DEFAULT_LAYOUT_PARAMS,
+  ENDPOINT_FIELDS,
+  ENDPOINT_RECORD_BYTES,
+  HEADER_BYTES,
+  HEADER_FIELDS,
+  LAYOUT_LIMITS,
+  LAYOUT_MAGIC,
+  LAYOUT_VERSION,
+  LayoutError,
+  readLayout,
+  REGIONS,
+  SegmentHeader,
+  WORKER_FIELDS,
+  WORKER_RECORD_BYTES,
+  writeHeader,
+  type FieldSpec,
+  type Layout,
+  type LayoutParams,
+  type RegionExtent,
+  type RegionName,
+  type RegionSpec,
+} from './layout.js';
+export { sharedClockMs } from './shared-clock.js';
+export { EndpointCounters } from './endpoint-counters.js';
+export { EndpointSlots, endpointKeyHash, type EndpointIdentity } from './endpoint-slots.js';
+export { WorkerSlots, type WorkerSlotState } from './worker-slots.js';
+export { SharedMemory, type OpenOptions } from './shared-memory.js';

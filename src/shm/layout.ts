@@ -1,0 +1,318 @@
+/**
+ * THE layout of Sluice's shared-memory segment: one versioned table of regions, and the field tables
+ * of the records inside them. Every offset any process uses is computed here from the table, so a
+ * change is made in one place and every process of one build agrees on it.
+ *
+ * Segment = header | workers | endpointKeys | endpointStats | endpointInFlight, each region starting
+ * on a 64-byte boundary (a cache line: a region written by every worker never shares a line with its
+ * neighbour, and every BigInt64 field is 8-byte aligned as Atomics requires). Sizes depend on two
+ * parameters fixed at creation and stored in the header, so a process that opens the segment
+ * recomputes the same offsets without being told them.
+ *
+ * Adding a region (rate-limit buckets and a prefix-index hash table are next):
+ *   1. append one entry to REGIONS, e.g.
+ *        { name: 'rateLimitBuckets', summary: 'token buckets, one 64-byte record each',
+ *          bytes: (p) => p.rateLimitBuckets * RATE_LIMIT_RECORD_BYTES },
+ *      with its record's field table beside the others below;
+ *   2. if a new parameter sizes it, add it to LayoutParams and give it a header field (the header
+ *      keeps reserved bytes for exactly this);
+ *   3. bump LAYOUT_VERSION. A segment made by another build is then refused on open with a clear
+ *      error instead of being misread.
+ * Regions are appended, never reordered, so existing offsets stay put and diffs stay readable.
+ */
+
+/** "SLCE" in ASCII: the first four bytes of every Sluice segment once its header is complete. */
+export const LAYOUT_MAGIC = 0x534c4345;
+
+/** Bump on any change to REGIONS, a record's fields or the header. Readers accept only their own. */
+export const LAYOUT_VERSION = 1;
+
+/** Alignment of every region and record stride: one x86-64/arm64 cache line. */
+export const CACHE_LINE_BYTES = 64;
+
+/** The segment is sized in whole pages: tmpfs allocates pages anyway, and mmap maps whole pages. */
+export const PAGE_BYTES = 4096;
+
+/** The parameters that size the regions. Fixed for the segment's life; stored in its header. */
+export interface LayoutParams {
+  /**
+   * Worker processes that can hold a row at once (indexes 0..workerSlots-1). A restarted worker
+   * reuses the index of the one it replaces, so this is the configured worker count, not a total.
+   */
+  readonly workerSlots: number;
+  /** Endpoint slots (provider + URL + key index) that can be tracked. */
+  readonly endpointCapacity: number;
+}
+
+export const DEFAULT_LAYOUT_PARAMS: LayoutParams = { workerSlots: 64, endpointCapacity: 1024 };
+
+/** Bounds on the parameters: beyond them a value is a configuration mistake, not a need. */
+export const LAYOUT_LIMITS = {
+  workerSlots: { min: 1, max: 1024 },
+  endpointCapacity: { min: 1, max: 65536 },
+} as const satisfies Record<keyof LayoutParams, { min: number; max: number }>;
+
+/** A field inside a record: its byte offset from the record's start and its width. */
+export interface FieldSpec {
+  readonly offset: number;
+  readonly type: 'i32' | 'i64';
+}
+
+export const FIELD_BYTES = { i32: 4, i64: 8 } as const;
+
+/**
+ * The header region. `magic` is written last (see writeHeader), so a reader that sees it sees the
+ * rest. Bytes 48..127 are reserved for parameters of regions added later.
+ */
+export const HEADER_FIELDS = {
+  magic: { offset: 0, type: 'i32' },
+  layoutVersion: { offset: 4, type: 'i32' },
+  totalBytes: { offset: 8, type: 'i64' },
+  /** Bumped by the supervisor when it fans out a new config snapshot; workers compare it. */
+  configGeneration: { offset: 16, type: 'i64' },
+  workerSlots: { offset: 24, type: 'i32' },
+  endpointCapacity: { offset: 28, type: 'i32' },
+  supervisorPid: { offset: 32, type: 'i32' },
+  /** Wall-clock ms at creation, for diagnostics only (which segment is this, how old is it). */
+  createdAtMs: { offset: 40, type: 'i64' },
+} as const satisfies Record<string, FieldSpec>;
+export const HEADER_BYTES = 128;
+
+/**
+ * One record per worker slot, written by that worker (heartbeat) and by the supervisor (register,
+ * clear). A record per cache line, so one worker's heartbeat never invalidates another's line.
+ */
+export const WORKER_FIELDS = {
+  /** The worker's pid; 0 when the slot is free. Written last on register, first on clear. */
+  pid: { offset: 0, type: 'i32' },
+  /** How many processes have held this slot: tells a restarted worker from the one it replaced. */
+  incarnation: { offset: 4, type: 'i32' },
+  /** Last heartbeat, shared-clock ms (see shared-clock.ts). */
+  heartbeatMs: { offset: 8, type: 'i64' },
+  /** When the current holder registered, shared-clock ms. */
+  startedAtMs: { offset: 16, type: 'i64' },
+} as const satisfies Record<string, FieldSpec>;
+export const WORKER_RECORD_BYTES = 64;
+
+/**
+ * One record per endpoint slot, written by every worker. These counters are shared, not per-worker:
+ * a request count or a failure streak lost with a killed worker's last few requests is harmless,
+ * unlike an in-flight count that would stay high forever (that one gets per-worker rows, below).
+ */
+export const ENDPOINT_FIELDS = {
+  /** Requests sent to the endpoint (counted on acquire). */
+  totalRequests: { offset: 0, type: 'i64' },
+  /** Requests that failed (counted by recordFailure). */
+  totalFailures: { offset: 8, type: 'i64' },
+  /** Ejected until this shared-clock ms; 0 = never ejected. */
+  ejectedUntilMs: { offset: 16, type: 'i64' },
+  /** Failures since the last success: what outlier detection compares with its threshold. */
+  consecutiveFailures: { offset: 24, type: 'i32' },
+} as const satisfies Record<string, FieldSpec>;
+export const ENDPOINT_RECORD_BYTES = 64;
+
+/** One 64-bit key hash per endpoint slot; 0 = free. The bucket index is the slot (endpoint-slots.ts). */
+export const ENDPOINT_KEY_BYTES = 8;
+
+/**
+ * Bytes between two workers' in-flight rows: one Int32 per endpoint slot, rounded up to a cache line
+ * so two workers' rows never share one.
+ */
+export function inFlightRowBytes(params: LayoutParams): number {
+  return alignUp(params.endpointCapacity * FIELD_BYTES.i32, CACHE_LINE_BYTES);
+}
+
+export interface RegionSpec {
+  readonly name: string;
+  readonly summary: string;
+  /** Bytes the region needs for these parameters; the layout adds alignment padding. */
+  readonly bytes: (params: LayoutParams) => number;
+}
+
+/** THE table of regions, in segment order. See the top of this file before changing it. */
+export const REGIONS = [
+  {
+    name: 'header',
+    summary: 'magic, layout version, total bytes, config generation, parameters, supervisor pid',
+    bytes: () => HEADER_BYTES,
+  },
+  {
+    name: 'workers',
+    summary: 'one record per worker slot: pid, incarnation, heartbeat',
+    bytes: (p) => p.workerSlots * WORKER_RECORD_BYTES,
+  },
+  {
+    name: 'endpointKeys',
+    summary: 'slot-allocation table: 64-bit hash of (provider, URL, key index) per slot, claimed by CAS',
+    bytes: (p) => p.endpointCapacity * ENDPOINT_KEY_BYTES,
+  },
+  {
+    name: 'endpointStats',
+    summary: 'one record per endpoint slot: requests, failures, failure streak, ejected-until',
+    bytes: (p) => p.endpointCapacity * ENDPOINT_RECORD_BYTES,
+  },
+  {
+    name: 'endpointInFlight',
+    summary: 'per-worker rows of Int32 in-flight counts, one per endpoint slot; readers sum the rows',
+    bytes: (p) => p.workerSlots * inFlightRowBytes(p),
+  },
+] as const satisfies readonly RegionSpec[];
+
+export type RegionName = (typeof REGIONS)[number]['name'];
+
+export interface RegionExtent {
+  readonly offset: number;
+  readonly bytes: number;
+}
+
+/** Where everything is, for one set of parameters. */
+export interface Layout {
+  readonly version: number;
+  readonly params: LayoutParams;
+  readonly totalBytes: number;
+  readonly regions: Readonly<Record<RegionName, RegionExtent>>;
+}
+
+/** The segment is not one this build can use: wrong magic, version or size. */
+export class LayoutError extends Error {
+  override readonly name = 'LayoutError';
+}
+
+export function alignUp(value: number, alignment: number): number {
+  return Math.ceil(value / alignment) * alignment;
+}
+
+function checkParams(params: LayoutParams): void {
+  for (const key of Object.keys(LAYOUT_LIMITS) as (keyof LayoutParams)[]) {
+    const value = params[key];
+    const { min, max } = LAYOUT_LIMITS[key];
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new LayoutError(`shared-memory layout: ${key} must be an integer in [${min}, ${max}], got ${value}`);
+    }
+  }
+}
+
+/** Computes every region's offset from the table. Pure: same parameters, same layout, any process. */
+export function computeLayout(partial: Partial<LayoutParams> = {}): Layout {
+  const params: LayoutParams = { ...DEFAULT_LAYOUT_PARAMS, ...partial };
+  checkParams(params);
+  const regions = {} as Record<RegionName, RegionExtent>;
+  let offset = 0;
+  for (const region of REGIONS) {
+    offset = alignUp(offset, CACHE_LINE_BYTES);
+    const bytes = region.bytes(params);
+    regions[region.name] = { offset, bytes };
+    offset += bytes;
+  }
+  return { version: LAYOUT_VERSION, params, totalBytes: alignUp(offset, PAGE_BYTES), regions };
+}
+
+/** Index of a header field in an Int32Array / BigInt64Array over the whole buffer. */
+function i32(field: FieldSpec): number {
+  return field.offset / FIELD_BYTES.i32;
+}
+function i64(field: FieldSpec): number {
+  return field.offset / FIELD_BYTES.i64;
+}
+
+export interface HeaderInit {
+  readonly supervisorPid: number;
+  readonly createdAtMs: number;
+}
+
+/**
+ * Fills the header of a freshly created (zero-filled) segment. Everything else first, magic last with
+ * a sequentially consistent store: a reader that loads the magic with Atomics also sees the fields
+ * written before it, so "magic present" means "header complete".
+ */
+export function writeHeader(buffer: ArrayBuffer, layout: Layout, init: HeaderInit): void {
+  if (buffer.byteLength !== layout.totalBytes) {
+    throw new LayoutError(`shared-memory segment is ${buffer.byteLength} bytes, layout needs ${layout.totalBytes}`);
+  }
+  const h32 = new Int32Array(buffer, 0, HEADER_BYTES / FIELD_BYTES.i32);
+  const h64 = new BigInt64Array(buffer, 0, HEADER_BYTES / FIELD_BYTES.i64);
+  Atomics.store(h32, i32(HEADER_FIELDS.layoutVersion), layout.version);
+  Atomics.store(h64, i64(HEADER_FIELDS.totalBytes), BigInt(layout.totalBytes));
+  Atomics.store(h64, i64(HEADER_FIELDS.configGeneration), 0n);
+  Atomics.store(h32, i32(HEADER_FIELDS.workerSlots), layout.params.workerSlots);
+  Atomics.store(h32, i32(HEADER_FIELDS.endpointCapacity), layout.params.endpointCapacity);
+  Atomics.store(h32, i32(HEADER_FIELDS.supervisorPid), init.supervisorPid);
+  Atomics.store(h64, i64(HEADER_FIELDS.createdAtMs), BigInt(Math.trunc(init.createdAtMs)));
+  Atomics.store(h32, i32(HEADER_FIELDS.magic), LAYOUT_MAGIC);
+}
+
+const hex = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+
+/**
+ * Reads and checks the header of an opened segment and returns its layout. Every mismatch is a
+ * LayoutError saying what differs and what to do, because the usual cause is operational (a segment
+ * left by another Sluice version, or a name pointing at something else), not a bug.
+ */
+export function readLayout(buffer: ArrayBuffer, name = 'segment'): Layout {
+  if (buffer.byteLength < HEADER_BYTES) {
+    throw new LayoutError(`${name} is ${buffer.byteLength} bytes, smaller than a Sluice header: not a Sluice segment`);
+  }
+  const h32 = new Int32Array(buffer, 0, HEADER_BYTES / FIELD_BYTES.i32);
+  const h64 = new BigInt64Array(buffer, 0, HEADER_BYTES / FIELD_BYTES.i64);
+  const magic = Atomics.load(h32, i32(HEADER_FIELDS.magic));
+  if (magic !== LAYOUT_MAGIC) {
+    throw new LayoutError(
+      `${name} has magic ${hex(magic)}, expected ${hex(LAYOUT_MAGIC)}: not a Sluice segment, or its creator has not finished initialising it`,
+    );
+  }
+  const version = Atomics.load(h32, i32(HEADER_FIELDS.layoutVersion));
+  if (version !== LAYOUT_VERSION) {
+    throw new LayoutError(
+      `${name} has layout version ${version}, this Sluice build uses ${LAYOUT_VERSION}: it was made by a different Sluice version; stop that gateway (or remove the stale segment) and start again`,
+    );
+  }
+  const params: LayoutParams = {
+    workerSlots: Atomics.load(h32, i32(HEADER_FIELDS.workerSlots)),
+    endpointCapacity: Atomics.load(h32, i32(HEADER_FIELDS.endpointCapacity)),
+  };
+  let layout: Layout;
+  try {
+    layout = computeLayout(params);
+  } catch (err) {
+    throw new LayoutError(`${name} has a corrupt header: ${(err as Error).message}`);
+  }
+  const recorded = Atomics.load(h64, i64(HEADER_FIELDS.totalBytes));
+  if (recorded !== BigInt(layout.totalBytes) || buffer.byteLength !== layout.totalBytes) {
+    throw new LayoutError(
+      `${name} size mismatch: header says ${recorded} bytes, mapping is ${buffer.byteLength}, layout v${LAYOUT_VERSION} needs ${layout.totalBytes}`,
+    );
+  }
+  return layout;
+}
+
+/** The header's config generation and supervisor pid, with views made once. */
+export class SegmentHeader {
+  private readonly h32: Int32Array;
+  private readonly h64: BigInt64Array;
+
+  constructor(buffer: ArrayBuffer) {
+    this.h32 = new Int32Array(buffer, 0, HEADER_BYTES / FIELD_BYTES.i32);
+    this.h64 = new BigInt64Array(buffer, 0, HEADER_BYTES / FIELD_BYTES.i64);
+  }
+
+  get configGeneration(): bigint {
+    return Atomics.load(this.h64, i64(HEADER_FIELDS.configGeneration));
+  }
+
+  set configGeneration(value: bigint) {
+    Atomics.store(this.h64, i64(HEADER_FIELDS.configGeneration), value);
+  }
+
+  /** Adds one and returns the new generation; safe even if two processes bump at once. */
+  bumpConfigGeneration(): bigint {
+    return Atomics.add(this.h64, i64(HEADER_FIELDS.configGeneration), 1n) + 1n;
+  }
+
+  get supervisorPid(): number {
+    return Atomics.load(this.h32, i32(HEADER_FIELDS.supervisorPid));
+  }
+
+  get createdAtMs(): number {
+    return Number(Atomics.load(this.h64, i64(HEADER_FIELDS.createdAtMs)));
+  }
+}
