@@ -14,6 +14,7 @@ import type { WireProtocol } from '../protocol/codec.js';
 import { inboundCodec } from '../protocol/index.js';
 import type { Provider } from '../providers/provider.js';
 import { discoverModels } from '../runtime/discovery.js';
+import type { SharedMemory } from '../shm/shared-memory.js';
 import { buildSnapshot, closeProviders, createProviders, type Snapshot, type SnapshotDeps } from '../runtime/snapshot.js';
 import { handleModelRequest, type ProxyHost } from './proxy.js';
 import type { ResponseRelay } from './relay.js';
@@ -27,6 +28,8 @@ export interface GatewayOptions extends SnapshotDeps {
   generation?: number;
   /** Check that no other process serves the port first (off in workers: their siblings share it). */
   probePort?: boolean;
+  /** The shared-memory segment (worker processes); absent in a lone in-process gateway. */
+  shm?: SharedMemory;
   /** How long to wait for self-hosted servers' `/v1/models` at start and reload. */
   discoveryTimeoutMs?: number;
   /** How often to ask self-hosted servers again (they may start after the gateway). */
@@ -99,10 +102,31 @@ export class Gateway implements ProxyHost {
 
   relayStarted(relay: ResponseRelay): void {
     this.relays.add(relay);
+    const shm = this.opts.shm;
+    if (shm) shm.endpoints.acquire(this.endpointSlot(shm, relay.provider));
   }
 
   relayFinished(relay: ResponseRelay): void {
-    this.relays.delete(relay);
+    if (!this.relays.delete(relay)) return;
+    const shm = this.opts.shm;
+    if (!shm) return;
+    const slot = this.endpointSlot(shm, relay.provider);
+    shm.endpoints.release(slot);
+    const outcome = relay.upstreamOutcome;
+    if (outcome === 'failed') shm.endpoints.recordFailure(slot);
+    else if (outcome === 'ok') shm.endpoints.recordSuccess(slot);
+  }
+
+  /** Shared-memory slot per provider, looked up once (the lookup hashes). */
+  private readonly slotByProvider = new WeakMap<Provider, number>();
+  private endpointSlot(shm: SharedMemory, provider: Provider): number {
+    let slot = this.slotByProvider.get(provider);
+    if (slot === undefined) {
+      // One endpoint per provider for now; providers with several replicas or keys will name each.
+      slot = shm.slots.slotFor({ provider: provider.name, url: '', keyIndex: 0 });
+      this.slotByProvider.set(provider, slot);
+    }
+    return slot;
   }
 
   /** Validate-and-swap: on any error the running snapshot stays. */

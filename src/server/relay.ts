@@ -77,11 +77,23 @@ export class ResponseRelay implements UpstreamHandler {
   private pendingOut = '';
   /** Translation: the upstream sent an error event; the stream ends after it. */
   private upstreamFailed: GatewayError | undefined;
+  /** The transport failed (connect, timeout, reset). */
+  private transportFailed = false;
 
   constructor(private readonly init: RelayInit) {}
 
   get provider(): Provider {
     return this.init.provider;
+  }
+
+  /**
+   * How the upstream did, for its health counters: `failed` when it could not be reached, timed
+   * out, reset, or answered 5xx; `unknown` when the client left first (says nothing about it).
+   */
+  get upstreamOutcome(): 'ok' | 'failed' | 'unknown' {
+    if (this.transportFailed || this.status >= 500) return 'failed';
+    if (this.init.ctx.aborted || this.status === 0) return 'unknown';
+    return 'ok';
   }
 
   get streaming(): boolean {
@@ -169,6 +181,7 @@ export class ResponseRelay implements UpstreamHandler {
 
   onError(error: GatewayError): void {
     if (this.mode === 'finished') return;
+    this.transportFailed = true;
     this.fail(error);
   }
 

@@ -3,7 +3,7 @@
 import type { ConfigInput } from '../config/schema.js';
 
 export type ToWorker =
-  | { type: 'start'; index: number; config: ConfigInput; generation: number; host: string; port: number }
+  | { type: 'start'; index: number; config: ConfigInput; generation: number; host: string; port: number; shm: string }
   | { type: 'config'; config: ConfigInput; generation: number }
   | { type: 'drain'; graceMs: number }
   | { type: 'stats'; id: number };

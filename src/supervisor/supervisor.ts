@@ -13,6 +13,8 @@ import type { Config, ConfigInput } from '../config/schema.js';
 import { describeError, log } from '../observability/logger.js';
 import { closeProviders, createProviders } from '../runtime/snapshot.js';
 import { assertPortFree } from '../server/gateway.js';
+import { removeStaleSegments, segmentName } from '../shm/segment.js';
+import { SharedMemory } from '../shm/shared-memory.js';
 import type { FromWorker, ToWorker } from './messages.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -69,7 +71,10 @@ export class Supervisor {
   private statsSeq = 0;
   private readonly exitWaiters = new Set<() => void>();
 
-  private constructor(private readonly opts: SupervisorOptions) {
+  private constructor(
+    private readonly opts: SupervisorOptions,
+    private readonly shm: SharedMemory,
+  ) {
     this.config = opts.config;
     this.port = opts.port;
     this.slots = Array.from({ length: opts.workers }, (_, index) => ({
@@ -88,8 +93,21 @@ export class Supervisor {
     // uSockets sets SO_REUSEPORT only on a non-zero port: for port 0, pick one here for all workers.
     const port = opts.port === 0 ? await freePort(opts.host) : opts.port;
     await assertPortFree(opts.host, port);
-    const sup = new Supervisor({ ...opts, port });
-    await Promise.all(sup.slots.map((s) => sup.spawn(s)));
+    // Segments of gateways whose supervisor was killed are removed; then this one's is made before
+    // any worker exists, so no worker can open a half-written segment.
+    for (const name of removeStaleSegments()) log.info('removed a stale shared-memory segment', { name });
+    const shm = SharedMemory.create(segmentName(port));
+    shm.configGeneration = 1n;
+    // The name must not outlive this process, however it ends (a crash included: the next start
+    // would also clean it, but only then).
+    process.once('exit', () => shm.unlink());
+    const sup = new Supervisor({ ...opts, port }, shm);
+    try {
+      await Promise.all(sup.slots.map((s) => sup.spawn(s)));
+    } catch (err) {
+      await sup.drain(0);
+      throw err;
+    }
     sup.watchConfig();
     return sup;
   }
@@ -143,13 +161,17 @@ export class Supervisor {
         generation: this.generation,
         host: this.opts.host,
         port: this.port,
+        shm: this.shm.name,
       });
+      if (child.pid !== undefined) this.shm.workers.register(slot.index, child.pid);
     });
   }
 
   private onExit(slot: Slot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (slot.child !== child) return;
     slot.child = undefined;
+    // Whatever the worker held (SIGKILL gives it no chance to release) leaves the shared counts.
+    const held = this.shm.reclaimWorker(slot.index);
     for (const w of this.exitWaiters) w();
     if (this.draining) return;
     const lived = clock.monotonicMs() - slot.startedMs;
@@ -161,6 +183,7 @@ export class Supervisor {
       pid: child.pid,
       code,
       signal,
+      in_flight_reclaimed: held,
       uptime_ms: Math.round(lived),
       restart_in_ms: delay,
     });
@@ -265,6 +288,7 @@ export class Supervisor {
         ),
     );
     const failures = results.filter((r) => r.status === 'rejected' || r.value !== true);
+    this.shm.configGeneration = BigInt(generation);
     log.info('config applied', {
       generation,
       reason,
@@ -337,6 +361,7 @@ export class Supervisor {
       this.exitWaiters.clear();
     }
     for (const slot of this.slots) slot.child?.kill('SIGKILL');
+    this.shm.unlink();
   }
 }
 

@@ -6,6 +6,7 @@
 import { ConfigError, validateConfig } from '../config/load.js';
 import { describeError, log, setLogLevel } from '../observability/logger.js';
 import { Gateway } from '../server/gateway.js';
+import { SharedMemory } from '../shm/shared-memory.js';
 import type { FromWorker, ToWorker } from './messages.js';
 
 let gateway: Gateway | undefined;
@@ -21,6 +22,7 @@ async function handle(msg: ToWorker): Promise<void> {
       const config = validateConfig(msg.config, 'supervisor');
       setLogLevel(config.log.level);
       try {
+        const shm = SharedMemory.open(msg.shm, { workerIndex: msg.index });
         gateway = await Gateway.start({
           config,
           env: process.env,
@@ -29,6 +31,7 @@ async function handle(msg: ToWorker): Promise<void> {
           generation: msg.generation,
           // The supervisor checked the port once; siblings share it through SO_REUSEPORT.
           probePort: false,
+          shm,
         });
       } catch (err) {
         send({ type: 'fatal', message: (err as Error).message, configError: err instanceof ConfigError });
