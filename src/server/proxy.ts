@@ -68,77 +68,56 @@ export function handleModelRequest(
       fail(out, ctx, snapshot, tooLarge(limit));
       return;
     }
-    // uWS reuses the ArrayBuffer after this callback returns: copy.
-    chunks.push(Buffer.from(new Uint8Array(ab).slice()));
+    // uWS reuses the ArrayBuffer after this callback returns: copy (once).
+    chunks.push(Buffer.from(ab.slice(0)));
     if (!isLast) return;
-    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
-    if (headerPhase instanceof Promise) {
-      headerPhase.then(
-        (reply) => afterHeaders(reply, body, ctx, out, snapshot, host),
-        (err) => fail(out, ctx, snapshot, err),
-      );
-    } else {
-      afterHeaders(headerPhase, body, ctx, out, snapshot, host);
-    }
+    const raw = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+    afterPhase(headerPhase, ctx, out, snapshot, () => {
+      readModelRequest(raw, ctx);
+      afterPhase(snapshot.chain.runRequestBody(ctx), ctx, out, snapshot, () => forward(raw, ctx, out, snapshot, host));
+    });
   });
 }
 
-function afterHeaders(
-  reply: LocalReply | undefined,
-  raw: Buffer,
+/**
+ * Continue after a filter phase, which may have answered (a LocalReply) or be still running (a
+ * promise, only when a filter had to wait). `next` throwing a GatewayError answers with it.
+ */
+function afterPhase(
+  phase: LocalReply | undefined | Promise<LocalReply | undefined>,
   ctx: RequestContext,
   out: ClientResponse,
   snapshot: Snapshot,
-  host: ProxyHost,
+  next: () => void,
 ): void {
-  if (out.done) return;
-  if (reply) {
-    replyLocally(out, ctx, snapshot, reply);
-    return;
-  }
-  try {
-    ctx.body = parseBody(raw);
-    const model = ctx.body.model;
-    if (typeof model !== 'string' || model.length === 0) {
-      throw new GatewayError('invalid_request', 'you must provide a model parameter', { param: 'model' });
+  const go = (reply: LocalReply | undefined): void => {
+    if (out.done) return;
+    if (reply) {
+      replyLocally(out, ctx, snapshot, reply);
+      return;
     }
-    if (model.length > MAX_MODEL_NAME) {
-      throw new GatewayError('invalid_request', `model name longer than ${MAX_MODEL_NAME} characters`, { param: 'model' });
+    try {
+      next();
+    } catch (err) {
+      fail(out, ctx, snapshot, err);
     }
-    ctx.model = model;
-    ctx.stream = ctx.op === 'embeddings' ? false : ctx.body.stream === true;
-    const bodyPhase = snapshot.chain.runRequestBody(ctx);
-    if (bodyPhase instanceof Promise) {
-      bodyPhase.then(
-        (r) => afterBody(r, raw, ctx, out, snapshot, host),
-        (err) => fail(out, ctx, snapshot, err),
-      );
-    } else {
-      afterBody(bodyPhase, raw, ctx, out, snapshot, host);
-    }
-  } catch (err) {
-    fail(out, ctx, snapshot, err);
-  }
+  };
+  if (phase instanceof Promise) phase.then(go, (err) => fail(out, ctx, snapshot, err));
+  else go(phase);
 }
 
-function afterBody(
-  reply: LocalReply | undefined,
-  raw: Buffer,
-  ctx: RequestContext,
-  out: ClientResponse,
-  snapshot: Snapshot,
-  host: ProxyHost,
-): void {
-  if (out.done) return;
-  if (reply) {
-    replyLocally(out, ctx, snapshot, reply);
-    return;
+/** Parse the body and the fields every model request needs. Throws a 400 GatewayError. */
+function readModelRequest(raw: Buffer, ctx: RequestContext): void {
+  ctx.body = parseBody(raw);
+  const model = ctx.body.model;
+  if (typeof model !== 'string' || model.length === 0) {
+    throw new GatewayError('invalid_request', 'you must provide a model parameter', { param: 'model' });
   }
-  try {
-    forward(raw, ctx, out, snapshot, host);
-  } catch (err) {
-    fail(out, ctx, snapshot, err);
+  if (model.length > MAX_MODEL_NAME) {
+    throw new GatewayError('invalid_request', `model name longer than ${MAX_MODEL_NAME} characters`, { param: 'model' });
   }
+  ctx.model = model;
+  ctx.stream = ctx.op === 'embeddings' ? false : ctx.body.stream === true;
 }
 
 function forward(raw: Buffer, ctx: RequestContext, out: ClientResponse, snapshot: Snapshot, host: ProxyHost): void {

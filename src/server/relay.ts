@@ -330,10 +330,7 @@ export class ResponseRelay implements UpstreamHandler {
       this.flushTranslated();
       return;
     }
-    const out = this.pendingOut + this.encoder!.end();
-    this.pendingOut = '';
-    this.init.out.end(out);
-    this.finish();
+    this.endStream();
   }
 
   // ── whole bodies ───────────────────────────────────────────────────────────────────────────
@@ -348,11 +345,7 @@ export class ResponseRelay implements UpstreamHandler {
     const { ctx, out, chain, client } = this.init;
     const body = this.takeBody();
     if (!this.init.translate && !ctx.stream) {
-      chain.runResponseHeaders(ctx);
-      ctx.responseHeaders['content-type'] = 'application/json';
-      ctx.status = this.status;
-      out.send(this.status, ctx.responseHeaders, body);
-      this.finish();
+      this.sendWhole(body);
       return;
     }
     if (ctx.op !== 'chat') {
@@ -373,18 +366,25 @@ export class ResponseRelay implements UpstreamHandler {
       this.mode = 'sse-translate';
       this.encoder = this.clientEncoder();
       for (const ev of responseToEvents(response)) this.onEvent(ev);
-      this.endReplay();
+      this.endStream();
       return;
     }
     chain.runResponseEvent(ctx, { type: 'response', response });
+    this.sendWhole(JSON.stringify(client.encodeResponse(response)));
+  }
+
+  /** A whole JSON answer with the upstream's status; response-header filters run first. */
+  private sendWhole(body: string | Uint8Array): void {
+    const { ctx, out, chain } = this.init;
     chain.runResponseHeaders(ctx);
     ctx.responseHeaders['content-type'] = 'application/json';
     ctx.status = this.status;
-    out.send(this.status, ctx.responseHeaders, JSON.stringify(client.encodeResponse(response)));
+    out.send(this.status, ctx.responseHeaders, body);
     this.finish();
   }
 
-  private endReplay(): void {
+  /** Translated or replayed stream: what is pending, the protocol's closing bytes unless it failed. */
+  private endStream(): void {
     const out = this.pendingOut + (this.upstreamFailed ? '' : this.encoder!.end());
     this.pendingOut = '';
     this.init.out.end(out);
@@ -392,16 +392,11 @@ export class ResponseRelay implements UpstreamHandler {
   }
 
   private endErrorBody(): void {
-    const { ctx, out, chain } = this.init;
     const body = this.takeBody();
     // Once a keep-alive sent the head, the error can only be an event in the stream.
-    if (this.init.sameProtocol && !out.committed) {
+    if (this.init.sameProtocol && !this.init.out.committed) {
       // Same protocol: the upstream's own error, byte for byte, is the most faithful relay.
-      chain.runResponseHeaders(ctx);
-      ctx.responseHeaders['content-type'] = 'application/json';
-      ctx.status = this.status;
-      out.send(this.status, ctx.responseHeaders, body);
-      this.finish();
+      this.sendWhole(body);
       return;
     }
     this.fail(this.init.provider.codec.decodeError(this.status, body));
