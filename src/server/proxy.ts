@@ -13,6 +13,7 @@ import { inboundCodec } from '../protocol/index.js';
 import type { Operation } from '../providers/provider.js';
 import type { UpstreamRequest } from '../providers/transport.js';
 import { describeError, log } from '../observability/logger.js';
+import type { ResolvedTarget } from '../routing/model-router.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import { ClientResponse } from './client-response.js';
 import { ResponseRelay } from './relay.js';
@@ -121,15 +122,65 @@ function readModelRequest(raw: Buffer, ctx: RequestContext): void {
 }
 
 function forward(raw: Buffer, ctx: RequestContext, out: ClientResponse, snapshot: Snapshot, host: ProxyHost): void {
-  const route = ctx.route;
-  const target = route?.targets[0];
-  if (!target) throw new GatewayError('model_not_found', `The model \`${ctx.model}\` is not served by this gateway.`);
+  const targets = ctx.route?.targets;
+  if (!targets || targets.length === 0) {
+    throw new GatewayError('model_not_found', `The model \`${ctx.model}\` is not served by this gateway.`);
+  }
+  // Headers filters put there before any attempt; each attempt starts from these again.
+  const baseHeaders = { ...ctx.responseHeaders };
+  let next = 0;
+  const startNext = (): void => {
+    const target = targets[next++] as ResolvedTarget;
+    for (const k of Object.keys(ctx.responseHeaders)) delete ctx.responseHeaders[k];
+    Object.assign(ctx.responseHeaders, baseHeaders);
+    attempt(raw, target, ctx, out, snapshot, host, next < targets.length ? retry : undefined);
+  };
+  /**
+   * The route's next target, when the failure is one another upstream may not have (unreachable,
+   * timeout, 429, 5xx) and nothing has reached the client yet: after the first byte there is no
+   * silent retry, the stream ends with an error event instead.
+   */
+  const retry = (error: GatewayError): boolean => {
+    if (out.done || !isFallbackError(error)) return false;
+    log.info('falling back to the next target', {
+      request_id: ctx.id,
+      failed_provider: ctx.provider,
+      code: error.code,
+      status: error.status,
+      attempt: ctx.attempts,
+    });
+    try {
+      startNext();
+    } catch (err) {
+      fail(out, ctx, snapshot, err);
+    }
+    return true;
+  };
+  startNext();
+}
+
+/** Failures another target may not share. Client errors (400, 401, 404, 413…) would repeat anywhere. */
+function isFallbackError(error: GatewayError): boolean {
+  if (error.code === 'upstream_unreachable' || error.code === 'upstream_timeout') return true;
+  return error.code === 'upstream_error' && (error.status === 429 || error.status >= 500);
+}
+
+function attempt(
+  raw: Buffer,
+  target: ResolvedTarget,
+  ctx: RequestContext,
+  out: ClientResponse,
+  snapshot: Snapshot,
+  host: ProxyHost,
+  retry: ((error: GatewayError) => boolean) | undefined,
+): void {
   const provider = target.provider;
   if (!provider.supports(ctx.op)) {
     throw new GatewayError('unsupported_operation', `provider ${provider.name} does not support ${ctx.path}`);
   }
   ctx.provider = provider.name;
   ctx.upstreamModel = target.model;
+  ctx.attempts++;
 
   const sameProtocol = provider.protocol === ctx.protocol;
   const client = inboundCodec(ctx.protocol);
@@ -158,7 +209,6 @@ function forward(raw: Buffer, ctx: RequestContext, out: ClientResponse, snapshot
     inbound: ctx.protocol,
   });
   applyHeaderEdits(upstream, ctx);
-  ctx.attempts = 1;
 
   const streamOptions = ctx.body.stream_options as JsonObject | undefined;
   const relay = new ResponseRelay({
@@ -170,6 +220,7 @@ function forward(raw: Buffer, ctx: RequestContext, out: ClientResponse, snapshot
     sameProtocol,
     translate: ctx.op === 'chat' && (!sameProtocol || snapshot.chain.inspectsResponses),
     includeUsage: streamOptions?.include_usage === true,
+    retry,
     onFinish: (r) => host.relayFinished(r),
   });
   out.onAbort(() => relay.clientGone());

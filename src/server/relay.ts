@@ -52,6 +52,12 @@ export interface RelayInit {
   translate: boolean;
   /** The client asked for a usage chunk (OpenAI stream_options.include_usage). */
   includeUsage: boolean;
+  /**
+   * Offered an upstream failure while nothing has reached the client: returns true when another
+   * attempt took over the exchange (this relay then ends quietly).
+   */
+  retry?: ((error: GatewayError) => boolean) | undefined;
+  /** Called once when this relay is done, whether the request ended or moved to another attempt. */
   onFinish: (relay: ResponseRelay) => void;
 }
 
@@ -393,13 +399,18 @@ export class ResponseRelay implements UpstreamHandler {
 
   private endErrorBody(): void {
     const body = this.takeBody();
+    const error = this.init.provider.codec.decodeError(this.status, body);
+    if (this.init.retry !== undefined && !this.init.out.committed && (this.status === 429 || this.status >= 500)) {
+      this.fail(error);
+      return;
+    }
     // Once a keep-alive sent the head, the error can only be an event in the stream.
     if (this.init.sameProtocol && !this.init.out.committed) {
       // Same protocol: the upstream's own error, byte for byte, is the most faithful relay.
       this.sendWhole(body);
       return;
     }
-    this.fail(this.init.provider.codec.decodeError(this.status, body));
+    this.fail(error);
   }
 
   // ── common ─────────────────────────────────────────────────────────────────────────────────
@@ -419,6 +430,12 @@ export class ResponseRelay implements UpstreamHandler {
     if (this.mode === 'finished') return;
     const { ctx, out } = this.init;
     this.exchange?.abort();
+    if (!out.committed && this.init.retry?.(error)) {
+      // Another attempt took the exchange over (transports never call back synchronously, so it
+      // has not started talking yet); this one only releases what it held.
+      this.finish(false);
+      return;
+    }
     if (!out.committed) {
       // Nothing reached the client yet: a plain error reply, whatever mode we were in.
       sendError(out, ctx, error);
@@ -436,9 +453,14 @@ export class ResponseRelay implements UpstreamHandler {
     this.finish();
   }
 
-  private finish(): void {
+  /** `final`: the request ends here (not handed to another attempt), so its onDone hooks run. */
+  private finish(final = true): void {
     if (this.mode === 'finished') return;
     this.mode = 'finished';
+    if (!final) {
+      this.init.onFinish(this);
+      return;
+    }
     const { ctx, chain } = this.init;
     // 499: the client closed the connection first (nginx's convention).
     if (ctx.aborted && ctx.status === 0) ctx.status = 499;
