@@ -14,6 +14,7 @@ import type { WireProtocol } from '../protocol/codec.js';
 import { inboundCodec } from '../protocol/index.js';
 import type { Provider } from '../providers/provider.js';
 import { discoverModels } from '../runtime/discovery.js';
+import { endpointSlotIdentity } from '../routing/balancer.js';
 import type { SharedMemory } from '../shm/shared-memory.js';
 import { buildSnapshot, closeProviders, createProviders, type Snapshot, type SnapshotDeps } from '../runtime/snapshot.js';
 import { handleModelRequest, type ProxyHost } from './proxy.js';
@@ -122,8 +123,8 @@ export class Gateway implements ProxyHost {
   private endpointSlot(shm: SharedMemory, provider: Provider): number {
     let slot = this.slotByProvider.get(provider);
     if (slot === undefined) {
-      // One endpoint per provider for now; providers with several replicas or keys will name each.
-      slot = shm.slots.slotFor({ provider: provider.name, url: '', keyIndex: 0 });
+      // One endpoint per provider for now; providers with several replicas will name each URL.
+      slot = shm.slots.slotFor(endpointSlotIdentity(provider.name, ''));
       this.slotByProvider.set(provider, slot);
     }
     return slot;
