@@ -44,7 +44,8 @@ export async function startMock({ ttftMs, tps, outputTokens, chunkTokens } = {},
  * The gateway with `configYaml` written to `configPath`, listening on a free port (chosen here, not
  * with `--port 0`: several workers sharing one port need to be told the same number).
  * `nodeArgs` go before the script (e.g. `--cpu-prof`); `workers` (default 1) worker processes.
- * @returns {Promise<{ proc, origin: string, port: number }>}
+ * `adminOrigin` is the admin API (`http://127.0.0.1:PORT`, on a port the gateway picked).
+ * @returns {Promise<{ proc, origin: string, port: number, adminOrigin: string }>}
  */
 export async function startSluice({ configPath, configYaml, nodeArgs = [], env, workers = 1 }) {
   if (configYaml !== undefined) writeFileSync(configPath, configYaml);
@@ -55,9 +56,15 @@ export async function startSluice({ configPath, configYaml, nodeArgs = [], env, 
     // One worker unless asked: the gateway bench compares one Sluice process with one nginx worker.
     // nodeArgs reach the workers too (fork inherits execArgv), so --cpu-prof profiles them.
     [...nodeArgs, SLUICE_BIN, 'start', '--config', configPath, '--port', String(port), '--workers', String(workers), '--admin-port', '0'],
-    { cwd: REPO_ROOT, env, ready: /sluice \S+ listening on http:\/\/([^\s:/]+|\[[^\]]+\]):(\d+)/, timeoutMs: 30_000 },
+    // The banner's first two lines: the traffic address, then the admin API's.
+    {
+      cwd: REPO_ROOT,
+      env,
+      ready: /sluice \S+ listening on http:\/\/([^\s:/]+|\[[^\]]+\]):(\d+)[^\n]*\n\s*admin API: (http:\/\/[^/\s]+)\/admin/,
+      timeoutMs: 30_000,
+    },
   );
-  return { proc, ...listening(match) };
+  return { proc, ...listening(match), adminOrigin: match[3] };
 }
 
 /** A one-provider config: every model goes to the OpenAI-compatible server at `baseUrl` (…/v1). */

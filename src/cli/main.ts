@@ -11,7 +11,7 @@ import { configJsonSchema, type Config, type ConfigInput, type ProviderConfig } 
 import { describeError, log, setLogLevel } from '../observability/logger.js';
 import { providersFromEnv } from '../providers/registry.js';
 import { closeProviders, createProviders } from '../runtime/snapshot.js';
-import { startAdminServer, type AdminServer } from '../server/admin.js';
+import { assertAdminExposure, startAdminServer, type AdminServer } from '../server/admin.js';
 import { ModelRouter } from '../routing/model-router.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { startMockServer } from '../mock/server.js';
@@ -171,6 +171,9 @@ async function start(args: string[]): Promise<number> {
 
   const host = values.host ?? config.server.host;
   const workers = parseCount('--workers', values.workers) ?? config.server.workers ?? availableParallelism();
+  const adminToken = config.admin.token ?? (process.env.SLUICE_ADMIN_TOKEN || undefined);
+  // An admin API open to the network without a token is refused before any worker is forked.
+  assertAdminExposure(config.admin.host, adminToken);
   const supervisor = await Supervisor.start({
     config,
     workers,
@@ -197,7 +200,7 @@ async function start(args: string[]): Promise<number> {
       {
         host: config.admin.host,
         port: parsePort(values['admin-port']) ?? config.admin.port,
-        token: config.admin.token ?? (process.env.SLUICE_ADMIN_TOKEN || undefined),
+        token: adminToken,
         env: process.env,
       },
     );

@@ -38,6 +38,18 @@ export function isLoopback(host: string): boolean {
   return host === '::1';
 }
 
+/**
+ * The admin API may listen beyond loopback only with a token. `sluice start` checks this before it
+ * forks any worker; `startAdminServer` checks it again for any other caller.
+ */
+export function assertAdminExposure(host: string, token: string | undefined): void {
+  if (!token && !isLoopback(host)) {
+    throw new Error(
+      `the admin API would listen on ${host} without a token; set SLUICE_ADMIN_TOKEN or admin.token, or keep admin.host on loopback`,
+    );
+  }
+}
+
 export interface AdminServer {
   port: number;
   close(): Promise<void>;
@@ -47,11 +59,7 @@ export async function startAdminServer(
   backend: AdminBackend,
   opts: { host: string; port: number; token: string | undefined; env: Env },
 ): Promise<AdminServer> {
-  if (!opts.token && !isLoopback(opts.host)) {
-    throw new Error(
-      `the admin API would listen on ${opts.host} without a token; set SLUICE_ADMIN_TOKEN or admin.token, or keep admin.host on loopback`,
-    );
-  }
+  assertAdminExposure(opts.host, opts.token);
   const expected = opts.token ? Buffer.from(`Bearer ${opts.token}`) : undefined;
 
   const server: Server = createServer((req, res) => {

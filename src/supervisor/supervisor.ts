@@ -135,6 +135,8 @@ export class Supervisor {
       });
       slot.child = child;
       slot.state = 'starting';
+      // Fork failures and IPC errors arrive here; unhandled, an 'error' event would end the supervisor.
+      child.on('error', (err) => log.warn('worker process error', { worker: slot.index, worker_pid: child.pid, reason: err.message }));
       slot.startedMs = clock.monotonicMs();
       let settled = false;
       child.on('message', (msg: FromWorker) => {
@@ -180,7 +182,8 @@ export class Supervisor {
     slot.state = 'restarting';
     log.error('worker exited; restarting', {
       worker: slot.index,
-      pid: child.pid,
+      // Not `pid`: every log line's `pid` is the process that wrote it (here the supervisor).
+      worker_pid: child.pid,
       code,
       signal,
       in_flight_reclaimed: held,
@@ -196,7 +199,13 @@ export class Supervisor {
   }
 
   private post(child: ChildProcess, msg: ToWorker): void {
-    if (child.connected) child.send(msg);
+    if (!child.connected) return;
+    // A worker can die between the check and the write (kill -9): the write then fails with EPIPE.
+    // Without a callback Node emits that as an 'error' event on the child, which nothing handles and
+    // which would take the supervisor down with it. The 'exit' handler deals with the dead worker.
+    child.send(msg, (err) => {
+      if (err) log.debug('message to a worker not delivered', { worker_pid: child.pid, type: msg.type, reason: err.message });
+    });
   }
 
   async workers(): Promise<WorkerInfo[]> {
@@ -263,16 +272,26 @@ export class Supervisor {
     return run;
   }
 
-  private async applyNow(config: Config, reason: string): Promise<number> {
+  private async applyNow(next: Config, reason: string): Promise<number> {
     const started = clock.monotonicMs();
+    // The admin API's own settings (token, address) are read at start only: letting a config push
+    // change or drop the token that authorised it would make auth a runtime accident. The running
+    // values are kept, so GET /admin/config shows what is enforced.
+    let config = next;
+    if (JSON.stringify(next.admin) !== JSON.stringify(this.config.admin)) {
+      log.warn('admin settings change on restart only; keeping the running ones', { reason });
+      config = Object.freeze({ ...next, admin: this.config.admin });
+    }
     // Building the providers is the part of validation the schema cannot do (types, keys, URLs).
     void closeProviders(createProviders(config.providers, { env: this.opts.env }).values());
     const generation = this.generation + 1;
     this.generation = generation;
     this.config = config;
+    // A worker still starting was forked with the previous config: it gets this one too (it applies
+    // it once started), or it would serve the old routes until the next reload.
     const results = await Promise.allSettled(
       this.slots
-        .filter((s) => s.child && s.state === 'ready')
+        .filter((s) => s.child && (s.state === 'ready' || s.state === 'starting'))
         .map((s) =>
           this.ask(
             s.child as ChildProcess,

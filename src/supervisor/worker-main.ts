@@ -10,6 +10,8 @@ import { SharedMemory } from '../shm/shared-memory.js';
 import type { FromWorker, ToWorker } from './messages.js';
 
 let gateway: Gateway | undefined;
+/** Settles once 'start' was handled: a config sent while the gateway starts waits for it. */
+let started: Promise<void> | undefined;
 let draining = false;
 
 function send(msg: FromWorker): void {
@@ -18,29 +20,11 @@ function send(msg: FromWorker): void {
 
 async function handle(msg: ToWorker): Promise<void> {
   switch (msg.type) {
-    case 'start': {
-      const config = validateConfig(msg.config, 'supervisor');
-      setLogLevel(config.log.level);
-      try {
-        const shm = SharedMemory.open(msg.shm, { workerIndex: msg.index });
-        gateway = await Gateway.start({
-          config,
-          env: process.env,
-          host: msg.host,
-          port: msg.port,
-          generation: msg.generation,
-          // The supervisor checked the port once; siblings share it through SO_REUSEPORT.
-          probePort: false,
-          shm,
-        });
-      } catch (err) {
-        send({ type: 'fatal', message: (err as Error).message, configError: err instanceof ConfigError });
-        process.exit(1);
-      }
-      send({ type: 'ready', port: gateway.port });
-      return;
-    }
+    case 'start':
+      started = start(msg);
+      return started;
     case 'config': {
+      await started;
       if (!gateway) return;
       try {
         await gateway.reload(validateConfig(msg.config, 'supervisor'), msg.generation);
@@ -61,6 +45,28 @@ async function handle(msg: ToWorker): Promise<void> {
       send({ type: 'stats', id: msg.id, inFlight: gateway?.inFlight ?? 0 });
       return;
   }
+}
+
+async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
+  const config = validateConfig(msg.config, 'supervisor');
+  setLogLevel(config.log.level);
+  try {
+    const shm = SharedMemory.open(msg.shm, { workerIndex: msg.index });
+    gateway = await Gateway.start({
+      config,
+      env: process.env,
+      host: msg.host,
+      port: msg.port,
+      generation: msg.generation,
+      // The supervisor checked the port once; siblings share it through SO_REUSEPORT.
+      probePort: false,
+      shm,
+    });
+  } catch (err) {
+    send({ type: 'fatal', message: (err as Error).message, configError: err instanceof ConfigError });
+    process.exit(1);
+  }
+  send({ type: 'ready', port: gateway.port });
 }
 
 process.on('message', (msg: ToWorker) => {

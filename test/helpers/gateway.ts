@@ -9,6 +9,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { isWorkerAlive, waitFor, workerChildren } from './processes.js';
 import { writeTempConfig } from './temp.js';
 
 /** The repository root (this file runs from dist/test/helpers/). */
@@ -39,10 +40,16 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 
 const children = new Set<ChildProcess>();
 const gateways = new Set<GatewayProcess>();
+/**
+ * Every worker pid seen under a gateway started here. Workers are grandchildren: if their supervisor
+ * dies without draining them (SIGKILL), they are re-parented and only this list still knows them.
+ */
+const seenWorkers = new Set<number>();
 
-/** Stop every gateway started by `startGateway` that is still running. */
+/** Stop every gateway started by `startGateway` that is still running, and any worker left behind. */
 export async function stopAllGateways(): Promise<void> {
   await Promise.all([...gateways].map((g) => g.stop()));
+  await reapWorkers(seenWorkers);
 }
 
 function track(child: ChildProcess): Promise<ExitInfo> {
@@ -55,12 +62,12 @@ function track(child: ChildProcess): Promise<ExitInfo> {
   });
 }
 
-/** Child processes started by these helpers that have not exited. */
+/** Child processes started by these helpers, and gateway workers seen under them, that have not exited. */
 export function liveChildren(): number[] {
-  return [...children].map((c) => c.pid ?? -1);
+  return [...[...children].map((c) => c.pid ?? -1), ...[...seenWorkers].filter(isWorkerAlive)];
 }
 
-/** For a suite's final `after`: every child started here has exited. */
+/** For a suite's final `after`: every child started here, and every worker they forked, has exited. */
 export function assertNoLiveChildren(): void {
   const live = liveChildren();
   if (live.length > 0) throw new Error(`child processes still running: ${live.join(', ')}`);
@@ -75,12 +82,17 @@ export interface GatewayProcess {
   readonly version: string;
   readonly pid: number;
   readonly configPath: string | undefined;
+  /** The supervisor's live worker processes, read from /proc (also remembered for the final check). */
+  workerPids(): number[];
   stdout(): string;
   stderr(): string;
   /** Resolves when the process exits, however it ends. */
   readonly exited: Promise<ExitInfo>;
   hasExited(): boolean;
-  /** SIGTERM, then SIGKILL after `graceMs`. Safe to call more than once. */
+  /**
+   * SIGTERM, then SIGKILL after `graceMs`; then every worker seen under it must be gone too (one
+   * that outlived a killed supervisor is killed by pid). Safe to call more than once.
+   */
   stop(graceMs?: number): Promise<ExitInfo>;
 }
 
@@ -144,18 +156,36 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<Gate
   const host = banner[2]!;
   const port = Number(banner[3]);
   const admin = /admin API: (http:\/\/[^/\s]+)\/admin/.exec(out);
+  const pid = child.pid!;
+  const mine = new Set<number>();
+  const workerPids = (): number[] => {
+    const pids = workerChildren(pid);
+    for (const p of pids) {
+      mine.add(p);
+      seenWorkers.add(p);
+    }
+    return pids;
+  };
+  // The banner comes once every worker serves: they are all there to be remembered now.
+  workerPids();
   const gateway: GatewayProcess = {
     port,
     url: `http://${host}:${port}`,
     adminUrl: admin?.[1] ?? '',
     version: banner[1]!,
-    pid: child.pid!,
+    pid,
     configPath,
+    workerPids,
     stdout: () => out,
     stderr: () => err,
     exited,
     hasExited: () => done,
-    stop: (graceMs = 3_000) => stopChild(child, exited, graceMs),
+    stop: async (graceMs = 3_000) => {
+      if (!done) workerPids();
+      const info = await stopChild(child, exited, graceMs);
+      await reapWorkers(mine);
+      return info;
+    },
   };
   gateways.add(gateway);
   void exited.then(() => gateways.delete(gateway));
@@ -175,6 +205,25 @@ async function stopChild(child: ChildProcess, exited: Promise<ExitInfo>, graceMs
   await Promise.race([exited, killed]);
   clearTimeout(timer);
   return exited;
+}
+
+/**
+ * After a supervisor exited: its workers have normally exited before it (drain). Ones left behind
+ * (the supervisor was killed) drain on their own when the IPC channel closes; give them a moment,
+ * then kill them by pid.
+ */
+async function reapWorkers(pids: ReadonlySet<number>): Promise<void> {
+  const left = (): number[] => [...pids].filter(isWorkerAlive);
+  if (left().length === 0) return;
+  await waitFor('orphaned workers to exit', () => left().length === 0, { timeoutMs: 1_000 }).catch(() => undefined);
+  for (const p of left()) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // exited in between
+    }
+  }
+  await waitFor('killed workers to be gone', () => left().length === 0, { timeoutMs: 2_000 }).catch(() => undefined);
 }
 
 export interface RunResult extends ExitInfo {

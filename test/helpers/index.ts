@@ -7,6 +7,9 @@ import { removeTempDir } from './temp.js';
 export * from './gateway.js';
 export * from './gemini-fake.js';
 export * from './http.js';
+export * from './admin.js';
+export * from './chat.js';
+export * from './processes.js';
 export * from './temp.js';
 export * from './upstreams.js';
 
