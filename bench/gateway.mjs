@@ -29,6 +29,7 @@ import { ensureNginx, startNginx } from './lib/peers/nginx.mjs';
 import { ensurePortkey, portkeyHeaders, startPortkey } from './lib/peers/portkey.mjs';
 import { CpuMeter } from './lib/proc-cpu.mjs';
 import { installCleanup, stopAll } from './lib/processes.mjs';
+import { combineAutocannon, resultFile } from './lib/results.mjs';
 import { assertBuilt, REPO_ROOT, startMock, startSluice, upstreamConfigYaml } from './lib/sluice.mjs';
 import { median } from './lib/stats.mjs';
 import { fixed, formatTable, grouped, signed } from './lib/table.mjs';
@@ -182,23 +183,13 @@ function combineRounds(rounds) {
   const med = (pick) => median(rounds.map(pick));
   const sum = (pick) => rounds.reduce((acc, r) => acc + (pick(r) ?? 0), 0);
   const first = rounds[0];
-  const a = (r) => r.autocannon;
   return {
     target: first.target,
     workload: first.workload,
     stream: first.stream,
     connections: first.connections,
     rounds: rounds.length,
-    autocannon: {
-      responses: sum((r) => a(r).responses),
-      ok: sum((r) => a(r).ok),
-      non2xx: sum((r) => a(r).non2xx),
-      errors: sum((r) => a(r).errors),
-      timeouts: sum((r) => a(r).timeouts),
-      durationSeconds: sum((r) => a(r).durationSeconds),
-      rps: med((r) => a(r).rps),
-      latencyMs: Object.fromEntries(['mean', 'p50', 'p90', 'p99'].map((k) => [k, med((r) => a(r).latencyMs[k])])),
-    },
+    autocannon: combineAutocannon(rounds.map((r) => r.autocannon)),
     cpu: Object.fromEntries(
       ['proxyUsPerRequest', 'proxyUtilization', 'upstreamUsPerRequest', 'upstreamUtilization', 'generatorUtilization'].map((k) => [
         k,
@@ -437,7 +428,7 @@ async function main() {
   log(`\nNotes:\n${readingNotes.map((n) => `  - ${n}`).join('\n')}`);
 
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = join(RESULTS_DIR, `gateway-${startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`);
+  const file = resultFile(RESULTS_DIR, 'gateway', startedAt);
   const report = {
     bench: 'gateway',
     date: startedAt.toISOString(),

@@ -29,6 +29,7 @@ import { BASE_HEADERS, CHAT_PATH, REQUEST } from './lib/chat-workloads.mjs';
 import { envNumber } from './lib/env.mjs';
 import { describeMachine, machineInfo } from './lib/machine.mjs';
 import { installCleanup, stopAll } from './lib/processes.mjs';
+import { resultFile } from './lib/results.mjs';
 import { assertBuilt, REPO_ROOT, startMock, startSluice } from './lib/sluice.mjs';
 import { summarize } from './lib/stats.mjs';
 import { fixed, formatTable, grouped } from './lib/table.mjs';
@@ -232,7 +233,7 @@ async function main() {
     log(`\nNotes:\n${notes.map((n) => `  - ${n}`).join('\n')}`);
 
     mkdirSync(RESULTS_DIR, { recursive: true });
-    const file = join(RESULTS_DIR, `reload-${startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`);
+    const file = resultFile(RESULTS_DIR, 'reload', startedAt);
     const report = {
       bench: 'reload',
       date: startedAt.toISOString(),

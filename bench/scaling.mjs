@@ -25,6 +25,7 @@ import { envList, envNumber } from './lib/env.mjs';
 import { describeMachine, machineInfo } from './lib/machine.mjs';
 import { CpuMeter, treeTicks, CLOCK_TICKS_PER_SECOND } from './lib/proc-cpu.mjs';
 import { installCleanup, stopAll } from './lib/processes.mjs';
+import { combineAutocannon, resultFile } from './lib/results.mjs';
 import { assertBuilt, REPO_ROOT, startMock, startSluice, upstreamConfigYaml } from './lib/sluice.mjs';
 import { median } from './lib/stats.mjs';
 import { fixed, formatTable, grouped } from './lib/table.mjs';
@@ -120,8 +121,6 @@ async function measureCell(target, mock, workload) {
 function combineRounds(rounds) {
   if (rounds.length === 1) return { ...rounds[0], rounds: 1 };
   const med = (pick) => median(rounds.map(pick));
-  const sum = (pick) => rounds.reduce((acc, r) => acc + (pick(r) ?? 0), 0);
-  const a = (r) => r.autocannon;
   const first = rounds[0];
   return {
     target: first.target,
@@ -130,16 +129,7 @@ function combineRounds(rounds) {
     stream: first.stream,
     connections: first.connections,
     rounds: rounds.length,
-    autocannon: {
-      responses: sum((r) => a(r).responses),
-      ok: sum((r) => a(r).ok),
-      non2xx: sum((r) => a(r).non2xx),
-      errors: sum((r) => a(r).errors),
-      timeouts: sum((r) => a(r).timeouts),
-      durationSeconds: sum((r) => a(r).durationSeconds),
-      rps: med((r) => a(r).rps),
-      latencyMs: Object.fromEntries(['mean', 'p50', 'p90', 'p99'].map((k) => [k, med((r) => a(r).latencyMs[k])])),
-    },
+    autocannon: combineAutocannon(rounds.map((r) => r.autocannon)),
     cpu: Object.fromEntries(Object.keys(first.cpu).map((k) => [k, first.cpu[k] === null ? null : med((r) => r.cpu[k])])),
     workerSplit: first.workerSplit,
     perRound: rounds,
@@ -272,7 +262,7 @@ async function main() {
   log(`\nNotes:\n${notes.map((n) => `  - ${n}`).join('\n')}`);
 
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = join(RESULTS_DIR, `scaling-${startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`);
+  const file = resultFile(RESULTS_DIR, 'scaling', startedAt);
   const report = {
     bench: 'scaling',
     date: startedAt.toISOString(),
