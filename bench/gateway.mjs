@@ -17,7 +17,7 @@
  * Exit code: 0 when the bench ran (missed goals and unavailable peers included), 1 when it broke.
  */
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +29,7 @@ import { ensureNginx, startNginx } from './lib/peers/nginx.mjs';
 import { ensurePortkey, portkeyHeaders, startPortkey } from './lib/peers/portkey.mjs';
 import { CpuMeter } from './lib/proc-cpu.mjs';
 import { installCleanup, stopAll } from './lib/processes.mjs';
-import { combineAutocannon, resultFile } from './lib/results.mjs';
+import { combineAutocannon, writeResult } from './lib/results.mjs';
 import { assertBuilt, REPO_ROOT, startMock, startSluice, upstreamConfigYaml } from './lib/sluice.mjs';
 import { median } from './lib/stats.mjs';
 import { fixed, formatTable, grouped, signed } from './lib/table.mjs';
@@ -427,8 +427,6 @@ async function main() {
   ];
   log(`\nNotes:\n${readingNotes.map((n) => `  - ${n}`).join('\n')}`);
 
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = resultFile(RESULTS_DIR, 'gateway', startedAt);
   const report = {
     bench: 'gateway',
     date: startedAt.toISOString(),
@@ -449,7 +447,7 @@ async function main() {
     goals,
     notes: readingNotes,
   };
-  writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+  const file = writeResult(RESULTS_DIR, 'gateway', startedAt, report);
   log(`\nJSON: ${file}`);
 
   const broken = targets.filter((t) => t.required && info[t.name]?.status !== 'ran');

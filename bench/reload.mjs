@@ -19,7 +19,7 @@
  * Exit code: 0 when the bench ran (missed targets included), 1 when it broke.
  */
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +29,7 @@ import { BASE_HEADERS, CHAT_PATH, REQUEST } from './lib/chat-workloads.mjs';
 import { envNumber } from './lib/env.mjs';
 import { describeMachine, machineInfo } from './lib/machine.mjs';
 import { installCleanup, stopAll } from './lib/processes.mjs';
-import { resultFile } from './lib/results.mjs';
+import { writeResult } from './lib/results.mjs';
 import { assertBuilt, REPO_ROOT, startMock, startSluice } from './lib/sluice.mjs';
 import { summarize } from './lib/stats.mjs';
 import { fixed, formatTable, grouped } from './lib/table.mjs';
@@ -232,8 +232,6 @@ async function main() {
     ];
     log(`\nNotes:\n${notes.map((n) => `  - ${n}`).join('\n')}`);
 
-    mkdirSync(RESULTS_DIR, { recursive: true });
-    const file = resultFile(RESULTS_DIR, 'reload', startedAt);
     const report = {
       bench: 'reload',
       date: startedAt.toISOString(),
@@ -245,7 +243,7 @@ async function main() {
       goals: verdicts,
       notes,
     };
-    writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+    const file = writeResult(RESULTS_DIR, 'reload', startedAt, report);
     log(`\nJSON: ${file}`);
   } finally {
     await adminClient.close().catch(() => undefined);

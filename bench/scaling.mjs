@@ -15,7 +15,7 @@
  * Exit code: 0 when the bench ran, 1 when it broke.
  */
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,7 @@ import { envList, envNumber } from './lib/env.mjs';
 import { describeMachine, machineInfo } from './lib/machine.mjs';
 import { CpuMeter, treeTicks, CLOCK_TICKS_PER_SECOND } from './lib/proc-cpu.mjs';
 import { installCleanup, stopAll } from './lib/processes.mjs';
-import { combineAutocannon, resultFile } from './lib/results.mjs';
+import { combineAutocannon, writeResult } from './lib/results.mjs';
 import { assertBuilt, REPO_ROOT, startMock, startSluice, upstreamConfigYaml } from './lib/sluice.mjs';
 import { median } from './lib/stats.mjs';
 import { fixed, formatTable, grouped } from './lib/table.mjs';
@@ -261,8 +261,6 @@ async function main() {
   ];
   log(`\nNotes:\n${notes.map((n) => `  - ${n}`).join('\n')}`);
 
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = resultFile(RESULTS_DIR, 'scaling', startedAt);
   const report = {
     bench: 'scaling',
     date: startedAt.toISOString(),
@@ -281,7 +279,7 @@ async function main() {
     ratios: rs,
     notes,
   };
-  writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+  const file = writeResult(RESULTS_DIR, 'scaling', startedAt, report);
   log(`\nJSON: ${file}`);
 }
 

@@ -3,6 +3,7 @@
  * goes.
  */
 
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { median } from './stats.mjs';
 
@@ -22,7 +23,13 @@ export function combineAutocannon(summaries) {
   };
 }
 
-/** `DIR/NAME-2026-11-22T06-08-31Z.json` for a run started at `startedAt` (colons are not portable). */
-export function resultFile(dir, name, startedAt) {
-  return join(dir, `${name}-${startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`);
+/**
+ * Write a run's report to `DIR/NAME-2026-11-22T06-08-31Z.json` (colons are not portable in file
+ * names) and return the path.
+ */
+export function writeResult(dir, name, startedAt, report) {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}-${startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`);
+  writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+  return file;
 }
