@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   upstream_unreachable: { status: 502, kind: 'api_error' },
   upstream_protocol_error: { status: 502, kind: 'api_error' },
   overloaded: { status: 503, kind: 'overloaded_error' },
+  upstream_unavailable: { status: 503, kind: 'overloaded_error' },
   upstream_timeout: { status: 504, kind: 'timeout_error' },
 } as const satisfies Record<string, ErrorSpec>;
 

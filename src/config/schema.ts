@@ -22,8 +22,94 @@ export const TimeoutsSchema = z
     connect_ms: positiveMs.default(10_000).describe('TCP/TLS connect timeout.'),
     first_byte_ms: positiveMs.default(300_000).describe('Time from request sent to response headers.'),
     idle_ms: positiveMs.default(300_000).describe('Longest silence between two chunks of a response body.'),
+    total_ms: positiveMs
+      .optional()
+      .describe('Longest time for a whole request, all attempts and the full stream included; default: no limit.'),
   })
   .strict();
+
+/** A model route's timeouts: each one set replaces the provider's for requests on that route. */
+export const RouteTimeoutsSchema = z
+  .object({
+    first_byte_ms: positiveMs.optional().describe("Time from request sent to response headers; replaces the provider's."),
+    idle_ms: positiveMs.optional().describe("Longest silence between two chunks; replaces the provider's."),
+    total_ms: positiveMs.optional().describe("Longest time for the whole request (all attempts, the whole stream); replaces the provider's."),
+  })
+  .strict();
+
+const RETRY_CONDITION = z.union([
+  z.enum(['connect', 'timeout', '5xx']),
+  z.number().int().min(400).max(599),
+]);
+
+export const RetryBudgetSchema = z
+  .object({
+    ratio: z.number().min(0).max(10).default(0.2).describe('Retries allowed per client request in the window (0.2 = one in five).'),
+    min_per_second: z.number().min(0).max(100_000).default(1).describe('Retries allowed per second per worker whatever the traffic.'),
+    window_ms: z.number().int().min(10).max(3_600_000).default(10_000).describe('The sliding window the ratio is measured over.'),
+  })
+  .strict();
+
+export const RetrySchema = z
+  .object({
+    max_retries: z.number().int().min(0).max(10).default(2).describe('Attempts after the first on one target (another endpoint or key first, then the same again).'),
+    base_delay_ms: nonNegativeMs.default(500).describe('Back-off before retry n is uniform in [0, min(max_delay_ms, base_delay_ms × 2^(n−1))).'),
+    max_delay_ms: nonNegativeMs.default(8_000).describe('Longest back-off.'),
+    max_retry_after_ms: nonNegativeMs
+      .default(20_000)
+      .describe('An upstream asking to wait longer than this (Retry-After, rate-limit reset) is not waited for: fall back or answer.'),
+    on: z
+      .array(RETRY_CONDITION)
+      .min(1)
+      .default(['connect', 'timeout', 429, '5xx'])
+      .describe('Failures that are retried and that move a request to the next target: connect, timeout, 5xx, or status codes.'),
+    budget: RetryBudgetSchema.default(RetryBudgetSchema.parse({})).describe('Caps retries to a fraction of live traffic.'),
+  })
+  .strict();
+
+/** A route's own retry settings; the budget is the provider's, set once at the top level. */
+const RouteRetrySchema = RetrySchema.omit({ budget: true });
+
+export const EndpointSchema = z
+  .object({
+    url: z.string().url().describe('Base URL of one replica, as `base_url` would be written.'),
+    weight: z.number().int().min(0).max(1000).default(1).describe('Share of traffic (weighted, least_request); 0 drains the endpoint.'),
+  })
+  .strict();
+
+export const OutlierSchema = z
+  .object({
+    consecutive_failures: z.number().int().min(0).max(1000).default(5).describe('Failures in a row (connect, timeout, 5xx) that eject an endpoint; 0 disables ejection.'),
+    base_ejection_ms: positiveMs.default(30_000).describe('First ejection length; doubles with each ejection in a row.'),
+    max_ejection_ms: positiveMs.default(300_000).describe('Longest ejection.'),
+    max_ejected_percent: z.number().min(0).max(100).default(50).describe('At most this share of the endpoints is ejected at once (always at least one).'),
+  })
+  .strict();
+
+export const KeyPoolSchema = z
+  .object({
+    default_cooldown_ms: nonNegativeMs.default(10_000).describe('Rest for a key that got a 429 without saying for how long.'),
+    max_cooldown_ms: nonNegativeMs.default(300_000).describe('Longest rest, whatever the provider says.'),
+    proactive_cooldown: z
+      .boolean()
+      .default(true)
+      .describe('Rest a key as soon as a successful answer shows a limit at 0 remaining, before it draws a 429.'),
+  })
+  .strict();
+
+export const HealthCheckSchema = z
+  .object({
+    path: z.string().regex(/^\//, 'must start with /').default('/health').describe('Path probed with GET on each endpoint (joined to its origin).'),
+    interval_ms: z.number().int().min(100).max(3_600_000).default(5_000).describe('Time between two probes of one endpoint.'),
+    timeout_ms: positiveMs.default(2_000).describe('A probe slower than this fails.'),
+    unhealthy_threshold: z.number().int().min(1).max(100).default(2).describe('Failed probes in a row that take an endpoint out.'),
+    healthy_threshold: z.number().int().min(1).max(100).default(1).describe('Passed probes in a row that bring it back.'),
+  })
+  .strict();
+
+export const BalancerSchema = z
+  .enum(['round_robin', 'weighted', 'least_request', 'global_least_request'])
+  .describe('How a provider with several endpoints picks one: see docs/routing.md.');
 
 export const MockSettingsSchema = z
   .object({
@@ -48,6 +134,16 @@ export const ProviderSchema = z
       .min(1)
       .describe('Provider family or catalogue entry: openai, azure-openai, anthropic, gemini, mock, or an OpenAI-compatible vendor (deepseek, groq, vllm, ollama, …; see docs/providers.md).'),
     base_url: z.string().url().optional().describe('Override the default base URL of the type.'),
+    endpoints: z
+      .array(EndpointSchema)
+      .min(1)
+      .max(256)
+      .optional()
+      .describe('Several replicas of one server (vLLM, SGLang, …): replaces base_url; the balancer spreads requests over them.'),
+    balancer: BalancerSchema.default('least_request'),
+    outlier: OutlierSchema.default(OutlierSchema.parse({})).describe('Passive health: eject endpoints that keep failing.'),
+    health_check: HealthCheckSchema.optional().describe('Active health: probe every endpoint; off unless set.'),
+    key_pool: KeyPoolSchema.default(KeyPoolSchema.parse({})).describe('How several api_key values share the load and rest after 401/403/429.'),
     api_key: z
       .union([z.string(), z.array(z.string()).min(1)])
       .optional()
@@ -69,13 +165,69 @@ export const TargetSchema = z
   .object({
     provider: z.string().min(1).describe('Name of a configured provider.'),
     model: z.string().min(1).optional().describe("The provider's model name (default: the name the client asked for)."),
+    weight: z.number().int().min(0).max(1000).default(1).describe('Share of the route\'s traffic among its targets; 0 = only as a fallback.'),
   })
   .strict();
+
+const FallbackSchema = TargetSchema.omit({ weight: true });
 
 export const ModelRouteSchema = z
   .object({
     name: modelPattern.describe('Client-facing model name or pattern.'),
-    targets: z.array(TargetSchema).min(1).describe('Where requests for this model go; the first target serves.'),
+    targets: z
+      .array(TargetSchema)
+      .min(1)
+      .describe('Where requests for this model go, sharing traffic by weight; when one fails, the others are tried.'),
+    fallbacks: z.array(FallbackSchema).optional().describe('Tried in order after every target failed (retryable failures only).'),
+    retry: RouteRetrySchema.optional().describe('Replaces the top-level `retry` for this route (the budget stays per provider).'),
+    timeouts: RouteTimeoutsSchema.optional(),
+  })
+  .strict();
+
+const RuleMatchSchema = z
+  .object({
+    models: z.array(modelPattern).min(1).optional().describe('Client-facing model names or patterns the rule applies to.'),
+    headers: z
+      .record(headerName, headerValue)
+      .optional()
+      .describe('Request headers that must be present with exactly these values.'),
+  })
+  .strict();
+
+export const RuleSchema = z
+  .object({
+    name: z.string().min(1).max(64).describe('Shown in the access log and as `x-sluice-route`.'),
+    match: RuleMatchSchema.optional().describe('Which requests the rule may take; default: all.'),
+    percent: z.number().min(0).max(100).default(100).describe('Share of matching requests the rule takes.'),
+    sticky_header: headerName
+      .optional()
+      .describe('Pick the share by a hash of this header (e.g. a user id), so one user always lands on the same side; default: per request at random.'),
+    targets: z.array(TargetSchema).min(1).describe('Where the requests the rule takes go.'),
+    fallbacks: z.array(FallbackSchema).optional(),
+    retry: RouteRetrySchema.optional(),
+    timeouts: RouteTimeoutsSchema.optional(),
+  })
+  .strict();
+
+export const RedisSchema = z
+  .object({
+    url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').describe('Redis shared by the gateway nodes.'),
+    key_prefix: z.string().max(64).default('sluice:').describe('Prefix of every key Sluice writes.'),
+    command_timeout_ms: positiveMs.default(200).describe('A Redis command slower than this counts as Redis down.'),
+    load_report_interval_ms: z
+      .number()
+      .int()
+      .min(20)
+      .max(60_000)
+      .default(250)
+      .describe('global_least_request: how often each node publishes its in-flight counts and reads the others\'.'),
+  })
+  .strict();
+
+export const AccessLogSchema = z
+  .object({
+    enabled: z.boolean().default(false).describe('One JSON line per request.'),
+    path: z.string().min(1).default('stdout').describe('`stdout`, or a file appended to (one per worker process: `.N` is added).'),
   })
   .strict();
 
@@ -176,6 +328,10 @@ export const ConfigSchema = z
     admin: AdminSchema.default(AdminSchema.parse({})),
     providers: z.array(ProviderSchema).default([]),
     models: z.array(ModelRouteSchema).default([]),
+    rules: z.array(RuleSchema).default([]).describe('Canary and header rules, tried in order before the model routes.'),
+    retry: RetrySchema.default(RetrySchema.parse({})).describe('Retry policy of every route that sets none, and the retry budget of every provider.'),
+    redis: RedisSchema.optional().describe('Cluster state shared by several gateway nodes.'),
+    access_log: AccessLogSchema.default(AccessLogSchema.parse({})),
     filters: z.array(FilterSchema).default([]),
   })
   .strict()
@@ -187,17 +343,35 @@ export const ConfigSchema = z
       }
       names.add(p.name);
     });
-    cfg.models.forEach((m, i) =>
-      m.targets.forEach((t, j) => {
+    const checkTargets = (targets: readonly { provider: string }[] | undefined, path: (string | number)[]): void =>
+      targets?.forEach((t, j) => {
         if (!names.has(t.provider)) {
           ctx.addIssue({
             code: 'custom',
-            path: ['models', i, 'targets', j, 'provider'],
+            path: [...path, j, 'provider'],
             message: `unknown provider "${t.provider}" (configured: ${[...names].join(', ') || 'none'})`,
           });
         }
-      }),
-    );
+      });
+    cfg.models.forEach((m, i) => {
+      checkTargets(m.targets, ['models', i, 'targets']);
+      checkTargets(m.fallbacks, ['models', i, 'fallbacks']);
+    });
+    cfg.rules.forEach((r, i) => {
+      checkTargets(r.targets, ['rules', i, 'targets']);
+      checkTargets(r.fallbacks, ['rules', i, 'fallbacks']);
+    });
+    cfg.providers.forEach((p, i) => {
+      if (p.endpoints !== undefined && p.base_url !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['providers', i, 'endpoints'], message: 'set either base_url or endpoints, not both' });
+      }
+      if (p.balancer === 'global_least_request' && cfg.redis === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['providers', i, 'balancer'], message: 'global_least_request needs `redis` to be configured' });
+      }
+      if (p.health_check !== undefined && p.endpoints === undefined && p.base_url === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['providers', i, 'health_check'], message: 'health checks need base_url or endpoints' });
+      }
+    });
     if (cfg.filters.filter((f) => f.type === 'model').length > 1) {
       ctx.addIssue({ code: 'custom', path: ['filters'], message: 'the model filter may be listed at most once' });
     }
@@ -210,6 +384,14 @@ export type ModelRouteConfig = z.output<typeof ModelRouteSchema>;
 export type FilterConfig = z.output<typeof FilterSchema>;
 export type MockSettings = z.output<typeof MockSettingsSchema>;
 export type TimeoutsConfig = z.output<typeof TimeoutsSchema>;
+export type RouteTimeoutsConfig = z.output<typeof RouteTimeoutsSchema>;
+export type RetryConfig = z.output<typeof RetrySchema>;
+export type RouteRetryConfig = z.output<typeof RouteRetrySchema>;
+export type TargetConfig = z.output<typeof TargetSchema>;
+export type RuleConfig = z.output<typeof RuleSchema>;
+export type RedisConfig = z.output<typeof RedisSchema>;
+export type AccessLogConfig = z.output<typeof AccessLogSchema>;
+export type HealthCheckConfig = z.output<typeof HealthCheckSchema>;
 export type AdminConfig = z.output<typeof AdminSchema>;
 
 /** The JSON Schema (draft 2020-12) of the configuration file, as users write it. */

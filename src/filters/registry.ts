@@ -8,17 +8,18 @@ import { FilterChain } from '../pipeline/chain.js';
 import type { Filter } from '../pipeline/filter.js';
 import { modelFilter } from '../routing/model-filter.js';
 import type { ModelRouter } from '../routing/model-router.js';
+import type { RuleSet } from '../routing/rules.js';
 import { bodyFilter } from './body.js';
 import { headersFilter } from './headers.js';
 
-export function buildFilterChain(configs: readonly FilterConfig[], router: ModelRouter): FilterChain {
+export function buildFilterChain(configs: readonly FilterConfig[], router: ModelRouter, rules: RuleSet): FilterChain {
   const filters: Filter[] = [];
   let hasModel = false;
   for (const cfg of configs) {
     switch (cfg.type) {
       case 'model':
         hasModel = true;
-        filters.push(modelFilter(router));
+        filters.push(modelFilter(router, rules));
         break;
       case 'headers':
         filters.push(headersFilter(cfg));
@@ -28,6 +29,6 @@ export function buildFilterChain(configs: readonly FilterConfig[], router: Model
         break;
     }
   }
-  if (!hasModel) filters.unshift(modelFilter(router));
+  if (!hasModel) filters.unshift(modelFilter(router, rules));
   return new FilterChain(filters);
 }

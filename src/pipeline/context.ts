@@ -32,6 +32,8 @@ export class RequestContext {
   /** What served the request, once known. */
   provider = '';
   upstreamModel = '';
+  /** The endpoint (base URL) of the last attempt. */
+  endpoint = '';
   attempts = 0;
   /** HTTP status sent to the client, once sent. */
   status = 0;

@@ -13,10 +13,10 @@ import {
   BaseProvider,
   RequestHeaders,
   apiKeysFrom,
-  baseUrlFrom,
+  endpointsFrom,
   keyHeaderAuth,
   requireKeys,
-  type BaseUrl,
+  type ProviderEndpoint,
   type ProviderInput,
 } from './common.js';
 import type { ProviderDeps, ProviderFactory, UpstreamCall } from './provider.js';
@@ -28,14 +28,12 @@ const KEY_ENV = 'ANTHROPIC_API_KEY';
 const API_VERSION = '2023-06-01';
 
 class AnthropicProvider extends BaseProvider {
-  private readonly origin: string;
-  private readonly path: string;
   /** A configured `anthropic-beta`, kept so a client's betas add to it instead of replacing it. */
   private readonly configuredBeta: string | undefined;
 
   constructor(
     config: ProviderConfig,
-    base: BaseUrl,
+    endpoints: readonly ProviderEndpoint[],
     private readonly headers: RequestHeaders,
   ) {
     super(config, {
@@ -45,14 +43,14 @@ class AnthropicProvider extends BaseProvider {
       ops: ['chat'],
       defaultModels: ['claude-*'],
       discoverModels: false,
+      endpoints,
+      keyCount: headers.keyCount,
     });
-    this.origin = base.origin;
-    this.path = `${base.prefix}/v1/messages`;
     this.configuredBeta = config.headers?.['anthropic-beta'];
   }
 
   protected request(call: UpstreamCall): UpstreamRequest {
-    const headers = this.headers.build('POST', call.stream);
+    const headers = this.headers.build('POST', call.stream, call.key);
     if (call.inbound === 'anthropic-messages') {
       const version = call.clientHeaders['anthropic-version'];
       if (version) headers['anthropic-version'] = version;
@@ -62,16 +60,24 @@ class AnthropicProvider extends BaseProvider {
           this.configuredBeta === undefined || this.configuredBeta === beta ? beta : `${this.configuredBeta},${beta}`;
       }
     }
-    return { origin: this.origin, path: this.path, method: 'POST', headers, body: call.body, timeouts: this.timeouts };
+    const endpoint = this.endpointOf(call);
+    return {
+      origin: endpoint.origin,
+      path: `${endpoint.prefix}/v1/messages`,
+      method: 'POST',
+      headers,
+      body: call.body,
+      timeouts: this.timeouts,
+    };
   }
 }
 
 export const anthropicProvider: ProviderFactory = (config: ProviderConfig, deps: ProviderDeps) => {
-  const base = baseUrlFrom(config, DEFAULT_BASE_URL);
+  const endpoints = endpointsFrom(config, DEFAULT_BASE_URL);
   const keys = apiKeysFrom(config, deps, KEY_ENV);
   requireKeys(config, keys, KEY_ENV);
   const headers = new RequestHeaders(config, keyHeaderAuth('x-api-key', keys), { 'anthropic-version': API_VERSION });
-  return new AnthropicProvider(config, base, headers);
+  return new AnthropicProvider(config, endpoints, headers);
 };
 
 /** ANTHROPIC_API_KEY, with ANTHROPIC_BASE_URL as Anthropic's SDKs read it. */

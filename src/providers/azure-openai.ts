@@ -19,12 +19,12 @@ import {
   BaseProvider,
   RequestHeaders,
   apiKeysFrom,
-  baseUrlFrom,
+  endpointsFrom,
   configError,
   keyHeaderAuth,
   pathSegment,
   requireKeys,
-  type BaseUrl,
+  type ProviderEndpoint,
   type ProviderInput,
 } from './common.js';
 import type { Operation, ProviderDeps, ProviderFactory, UpstreamCall } from './provider.js';
@@ -47,15 +47,13 @@ const OP_SUFFIX: Readonly<Record<Operation, string>> = {
 };
 
 class AzureOpenAIProvider extends BaseProvider {
-  private readonly origin: string;
-  private readonly prefix: string;
   /** `?api-version=…`, escaped once; null in v1 mode. */
   private readonly versionQuery: string | null;
   private readonly deployments: Readonly<Record<string, string>>;
 
   constructor(
     config: ProviderConfig,
-    base: BaseUrl,
+    endpoints: readonly ProviderEndpoint[],
     private readonly headers: RequestHeaders,
     apiVersion: string,
   ) {
@@ -67,27 +65,28 @@ class AzureOpenAIProvider extends BaseProvider {
       defaultModels: [],
       discoverModels: false,
       settings: ['api_version', 'deployments'],
+      endpoints,
+      keyCount: headers.keyCount,
     });
-    this.origin = base.origin;
-    this.prefix = base.prefix;
     this.versionQuery = apiVersion === V1 ? null : `?api-version=${encodeURIComponent(apiVersion)}`;
     this.deployments = config.deployments ?? {};
   }
 
   protected request(call: UpstreamCall): UpstreamRequest {
     const suffix = OP_SUFFIX[call.op];
+    const endpoint = this.endpointOf(call);
     let path: string;
     if (this.versionQuery === null) {
-      path = `${this.prefix}/openai/v1${suffix}`;
+      path = `${endpoint.prefix}/openai/v1${suffix}`;
     } else {
       const deployment = Object.hasOwn(this.deployments, call.model) ? this.deployments[call.model]! : call.model;
-      path = `${this.prefix}/openai/deployments/${pathSegment(deployment)}${suffix}${this.versionQuery}`;
+      path = `${endpoint.prefix}/openai/deployments/${pathSegment(deployment)}${suffix}${this.versionQuery}`;
     }
     return {
-      origin: this.origin,
+      origin: endpoint.origin,
       path,
       method: 'POST',
-      headers: this.headers.build('POST', call.stream),
+      headers: this.headers.build('POST', call.stream, call.key),
       body: call.body,
       timeouts: this.timeouts,
     };
@@ -95,10 +94,10 @@ class AzureOpenAIProvider extends BaseProvider {
 }
 
 export const azureOpenAIProvider: ProviderFactory = (config: ProviderConfig, deps: ProviderDeps) => {
-  if (config.base_url === undefined) {
+  if (config.base_url === undefined && config.endpoints === undefined) {
     throw configError(config, 'base_url is required (the resource endpoint, https://RESOURCE.openai.azure.com)');
   }
-  const base = baseUrlFrom(config, null);
+  const endpoints = endpointsFrom(config, null);
   const apiVersion = config.api_version ?? AZURE_DEFAULT_API_VERSION;
   if (apiVersion === '') throw configError(config, 'api_version must not be empty');
   if (apiVersion === V1 && config.deployments !== undefined) {
@@ -108,7 +107,7 @@ export const azureOpenAIProvider: ProviderFactory = (config: ProviderConfig, dep
   // Entra ID users send `authorization: Bearer <token>` through `headers` instead of a key.
   if (config.headers?.authorization === undefined) requireKeys(config, keys, KEY_ENV);
   const headers = new RequestHeaders(config, keyHeaderAuth('api-key', keys));
-  return new AzureOpenAIProvider(config, base, headers, apiVersion);
+  return new AzureOpenAIProvider(config, endpoints, headers, apiVersion);
 };
 
 /** AZURE_OPENAI_API_KEY and AZURE_OPENAI_ENDPOINT together, with AZURE_OPENAI_API_VERSION if set. */

@@ -25,7 +25,9 @@ export function configError(config: ProviderConfig, message: string): Error {
 export function timeoutsFrom(config: ProviderConfig): UpstreamTimeouts {
   const t = config.timeouts;
   if (t === undefined) return { ...DEFAULT_TIMEOUTS };
-  return { connectMs: t.connect_ms, firstByteMs: t.first_byte_ms, idleMs: t.idle_ms };
+  const timeouts: UpstreamTimeouts = { connectMs: t.connect_ms, firstByteMs: t.first_byte_ms, idleMs: t.idle_ms };
+  if (t.total_ms !== undefined) timeouts.totalMs = t.total_ms;
+  return timeouts;
 }
 
 export interface BaseUrl {
@@ -43,20 +45,50 @@ export interface BaseUrl {
 export function baseUrlFrom(config: ProviderConfig, defaultUrl: string | null, defaultPath = ''): BaseUrl {
   const text = config.base_url ?? defaultUrl;
   if (text === null) throw configError(config, 'base_url is required');
+  return parseBaseUrl(config, 'base_url', text, config.base_url !== undefined ? defaultPath : '');
+}
+
+/** One replica of a provider: where it lives, its share of traffic, and its identity for shared counters. */
+export interface ProviderEndpoint extends BaseUrl {
+  /** Origin + prefix: names the endpoint in shared memory, logs and health checks. */
+  readonly url: string;
+  readonly weight: number;
+}
+
+/**
+ * The provider's endpoints: each of `endpoints`, or the one base URL (configured or the type's
+ * default). Configured URLs that are only an origin get `defaultPath`, as for `base_url`.
+ */
+export function endpointsFrom(config: ProviderConfig, defaultUrl: string | null, defaultPath = ''): ProviderEndpoint[] {
+  if (config.endpoints === undefined) return [endpointOf(baseUrlFrom(config, defaultUrl, defaultPath), 1)];
+  const seen = new Set<string>();
+  return config.endpoints.map((e, i) => {
+    const endpoint = endpointOf(parseBaseUrl(config, `endpoints[${i}].url`, e.url, defaultPath), e.weight);
+    if (seen.has(endpoint.url)) throw configError(config, `endpoints[${i}]: ${endpoint.url} is listed twice`);
+    seen.add(endpoint.url);
+    return endpoint;
+  });
+}
+
+function endpointOf(base: BaseUrl, weight: number): ProviderEndpoint {
+  return Object.freeze({ ...base, url: base.origin + base.prefix, weight });
+}
+
+function parseBaseUrl(config: ProviderConfig, field: string, text: string, defaultPath: string): BaseUrl {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw configError(config, 'base_url is not a valid URL');
+    throw configError(config, `${field} is not a valid URL`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw configError(config, 'base_url must be http or https');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw configError(config, `${field} must be http or https`);
   // Credentials or a query in the base URL would ride along on every request and into any log of it.
   if (url.username !== '' || url.password !== '') {
-    throw configError(config, 'base_url must not contain credentials; use api_key or headers');
+    throw configError(config, `${field} must not contain credentials; use api_key or headers`);
   }
-  if (url.search !== '' || url.hash !== '') throw configError(config, 'base_url must not contain a query or fragment');
+  if (url.search !== '' || url.hash !== '') throw configError(config, `${field} must not contain a query or fragment`);
   let prefix = url.pathname.replace(/\/+$/, '');
-  if (prefix === '' && config.base_url !== undefined) prefix = defaultPath.replace(/\/+$/, '');
+  if (prefix === '') prefix = defaultPath.replace(/\/+$/, '');
   return { origin: url.origin, prefix };
 }
 
@@ -133,14 +165,23 @@ export class RequestHeaders {
     this.authValues = auth?.values ?? [];
   }
 
-  /** A fresh object each time: request filters may edit it. */
-  build(method: 'GET' | 'POST', stream: boolean): Record<string, string> {
+  /** How many keys there are to choose from (0 for a keyless provider). */
+  get keyCount(): number {
+    return this.authValues.length;
+  }
+
+  /**
+   * A fresh object each time: request filters may edit it. `key` is the index of the key routing
+   * chose (its key pool); without one (discovery, probes) keys take turns.
+   */
+  build(method: 'GET' | 'POST', stream: boolean, key = -1): Record<string, string> {
     const headers = { ...(method === 'GET' ? this.get : stream ? this.stream : this.post) };
-    if (this.authName !== null) headers[this.authName] = this.nextKey();
+    if (this.authName !== null) {
+      headers[this.authName] = key >= 0 && key < this.authValues.length ? this.authValues[key]! : this.nextKey();
+    }
     return headers;
   }
 
-  /** Plain round-robin over the configured keys; balancing by rate-limit state belongs to routing. */
   private nextKey(): string {
     const values = this.authValues;
     if (values.length === 1) return values[0]!;
@@ -172,6 +213,10 @@ export interface ProviderSpec {
   settings?: readonly FamilySetting[];
   /** Default: an HttpTransport sized by the config. */
   transport?: Transport;
+  /** Where requests go (endpointsFrom); one per replica. */
+  endpoints: readonly ProviderEndpoint[];
+  /** How many API keys the provider rotates through. */
+  keyCount: number;
 }
 
 /** The fields and checks every provider shares; a family adds how a call becomes a request. */
@@ -184,6 +229,8 @@ export abstract class BaseProvider implements Provider {
   readonly modelPatterns: readonly string[];
   readonly timeouts: UpstreamTimeouts;
   readonly discoverModels: boolean;
+  readonly endpoints: readonly ProviderEndpoint[];
+  readonly keyCount: number;
   private readonly ops: ReadonlySet<Operation>;
 
   constructor(config: ProviderConfig, spec: ProviderSpec) {
@@ -201,6 +248,8 @@ export abstract class BaseProvider implements Provider {
     // Shared by every request of this provider, so frozen: a per-request change needs its own object.
     this.timeouts = Object.freeze(timeoutsFrom(config));
     this.discoverModels = spec.discoverModels;
+    this.endpoints = Object.freeze([...spec.endpoints]);
+    this.keyCount = spec.keyCount;
     this.ops = new Set(spec.ops);
     this.transport =
       spec.transport ?? new HttpTransport({ connections: config.max_connections, connectTimeoutMs: this.timeouts.connectMs });
@@ -219,4 +268,9 @@ export abstract class BaseProvider implements Provider {
 
   /** The request for a call whose operation is supported. */
   protected abstract request(call: UpstreamCall): UpstreamRequest;
+
+  /** The endpoint routing chose for the call (the first when it chose none). */
+  protected endpointOf(call: UpstreamCall): ProviderEndpoint {
+    return this.endpoints[call.endpoint ?? 0] ?? this.endpoints[0]!;
+  }
 }

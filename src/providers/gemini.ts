@@ -17,11 +17,11 @@ import {
   BaseProvider,
   RequestHeaders,
   apiKeysFrom,
-  baseUrlFrom,
+  endpointsFrom,
   keyHeaderAuth,
   pathSegment,
   requireKeys,
-  type BaseUrl,
+  type ProviderEndpoint,
   type ProviderInput,
 } from './common.js';
 import type { ProviderDeps, ProviderFactory, UpstreamCall } from './provider.js';
@@ -39,13 +39,12 @@ export function geminiModelResource(model: string): string {
 }
 
 class GeminiProvider extends BaseProvider {
-  private readonly origin: string;
-  /** `{prefix}/v1beta/`, joined once. */
-  private readonly root: string;
+  /** `{prefix}/v1beta/` per endpoint, joined once. */
+  private readonly roots: readonly string[];
 
   constructor(
     config: ProviderConfig,
-    base: BaseUrl,
+    endpoints: readonly ProviderEndpoint[],
     private readonly headers: RequestHeaders,
   ) {
     super(config, {
@@ -55,21 +54,21 @@ class GeminiProvider extends BaseProvider {
       ops: ['chat'],
       defaultModels: ['gemini-*', 'models/gemini-*'],
       discoverModels: false,
+      endpoints,
+      keyCount: headers.keyCount,
     });
-    this.origin = base.origin;
-    this.root = `${base.prefix}/v1beta/`;
+    this.roots = endpoints.map((e) => `${e.prefix}/v1beta/`);
   }
 
   protected request(call: UpstreamCall): UpstreamRequest {
     const resource = geminiModelResource(call.model);
-    const path = call.stream
-      ? `${this.root}${resource}:streamGenerateContent?alt=sse`
-      : `${this.root}${resource}:generateContent`;
+    const root = this.roots[call.endpoint ?? 0] ?? this.roots[0]!;
+    const path = call.stream ? `${root}${resource}:streamGenerateContent?alt=sse` : `${root}${resource}:generateContent`;
     return {
-      origin: this.origin,
+      origin: this.endpointOf(call).origin,
       path,
       method: 'POST',
-      headers: this.headers.build('POST', call.stream),
+      headers: this.headers.build('POST', call.stream, call.key),
       body: call.body,
       timeouts: this.timeouts,
     };
@@ -77,12 +76,12 @@ class GeminiProvider extends BaseProvider {
 }
 
 export const geminiProvider: ProviderFactory = (config: ProviderConfig, deps: ProviderDeps) => {
-  const base = baseUrlFrom(config, DEFAULT_BASE_URL);
+  const endpoints = endpointsFrom(config, DEFAULT_BASE_URL);
   let keys = apiKeysFrom(config, deps, KEY_ENV);
   if (keys.length === 0) keys = apiKeysFrom(config, deps, KEY_ENV_FALLBACK);
   requireKeys(config, keys, KEY_ENV);
   const headers = new RequestHeaders(config, keyHeaderAuth('x-goog-api-key', keys));
-  return new GeminiProvider(config, base, headers);
+  return new GeminiProvider(config, endpoints, headers);
 };
 
 /** GEMINI_API_KEY, else GOOGLE_API_KEY. */

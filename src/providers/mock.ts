@@ -46,13 +46,15 @@ class MockProvider extends BaseProvider {
       discoverModels: false,
       settings: ['mock'],
       transport,
+      endpoints: [{ origin: ORIGIN, prefix: '', url: ORIGIN, weight: 1 }],
+      keyCount: headers.keyCount,
     });
     this.chatPath = anthropic ? ANTHROPIC_CHAT_PATH : OPENAI_PATHS.chat;
   }
 
   protected request(call: UpstreamCall): UpstreamRequest {
     const method = call.op === 'models' ? 'GET' : 'POST';
-    const headers = this.headers.build(method, call.stream);
+    const headers = this.headers.build(method, call.stream, call.key);
     for (const name of MOCK_HEADERS) {
       const value = call.clientHeaders[name];
       if (value !== undefined) headers[name] = value;
@@ -87,6 +89,9 @@ function mockOptionsFrom(config: ProviderConfig): Partial<MockOptions> {
 }
 
 export const mockProvider: ProviderFactory = (config: ProviderConfig, deps: ProviderDeps) => {
+  // The built-in mock answers in-process: there is no URL to balance over or to probe.
+  if (config.base_url !== undefined || config.endpoints !== undefined) throw configError(config, 'the mock has no base_url or endpoints');
+  if (config.health_check !== undefined) throw configError(config, 'health_check does not apply to the in-process mock');
   let transport: MockTransport;
   try {
     transport = new MockTransport(mockOptionsFrom(config));

@@ -13,10 +13,10 @@ import {
   BaseProvider,
   RequestHeaders,
   apiKeysFrom,
-  baseUrlFrom,
+  endpointsFrom,
   bearerAuth,
   requireKeys,
-  type BaseUrl,
+  type ProviderEndpoint,
   type ProviderInput,
 } from './common.js';
 import {
@@ -48,12 +48,17 @@ const OP_PATHS: Readonly<Record<Operation, string>> = {
 };
 
 class OpenAIProvider extends BaseProvider {
-  private readonly origin: string;
-  /** Full path per operation, joined once. */
-  private readonly paths: Readonly<Record<Operation, string>>;
+  /** Full path per endpoint and operation, joined once. */
+  private readonly paths: readonly Readonly<Record<Operation, string>>[];
   private readonly headers: RequestHeaders;
 
-  constructor(config: ProviderConfig, type: string, vendor: OpenAICompatibleVendor, base: BaseUrl, headers: RequestHeaders) {
+  constructor(
+    config: ProviderConfig,
+    type: string,
+    vendor: OpenAICompatibleVendor,
+    endpoints: readonly ProviderEndpoint[],
+    headers: RequestHeaders,
+  ) {
     super(config, {
       type,
       protocol: 'openai-chat',
@@ -61,14 +66,15 @@ class OpenAIProvider extends BaseProvider {
       ops: vendor.ops,
       defaultModels: vendor.models,
       discoverModels: vendor.selfHosted,
+      endpoints,
+      keyCount: headers.keyCount,
     });
-    this.origin = base.origin;
-    this.paths = {
-      chat: base.prefix + OP_PATHS.chat,
-      completions: base.prefix + OP_PATHS.completions,
-      embeddings: base.prefix + OP_PATHS.embeddings,
-      models: base.prefix + OP_PATHS.models,
-    };
+    this.paths = endpoints.map((e) => ({
+      chat: e.prefix + OP_PATHS.chat,
+      completions: e.prefix + OP_PATHS.completions,
+      embeddings: e.prefix + OP_PATHS.embeddings,
+      models: e.prefix + OP_PATHS.models,
+    }));
     this.headers = headers;
   }
 
@@ -84,11 +90,12 @@ class OpenAIProvider extends BaseProvider {
 
   protected request(call: UpstreamCall): UpstreamRequest {
     const method = call.op === 'models' ? 'GET' : 'POST';
+    const endpoint = this.endpointOf(call);
     return {
-      origin: this.origin,
-      path: this.paths[call.op],
+      origin: endpoint.origin,
+      path: (this.paths[call.endpoint ?? 0] ?? this.paths[0]!)[call.op],
       method,
-      headers: this.headers.build(method, call.stream),
+      headers: this.headers.build(method, call.stream, call.key),
       body: method === 'GET' ? null : call.body,
       timeouts: this.timeouts,
     };
@@ -98,11 +105,11 @@ class OpenAIProvider extends BaseProvider {
 function factoryFor(type: string, vendor: OpenAICompatibleVendor): ProviderFactory {
   const defaultPath = vendor.baseUrl === null ? DEFAULT_OPENAI_PATH : new URL(vendor.baseUrl).pathname;
   return (config: ProviderConfig, deps: ProviderDeps) => {
-    const base = baseUrlFrom(config, vendor.baseUrl, defaultPath);
+    const endpoints = endpointsFrom(config, vendor.baseUrl, defaultPath);
     const keys = apiKeysFrom(config, deps, vendor.keyEnv);
     if (vendor.keyRequired) requireKeys(config, keys, vendor.keyEnv);
     const headers = new RequestHeaders(config, bearerAuth(keys));
-    return new OpenAIProvider(config, type, vendor, base, headers);
+    return new OpenAIProvider(config, type, vendor, endpoints, headers);
   };
 }
 

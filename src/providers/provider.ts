@@ -21,6 +21,18 @@ export interface UpstreamCall {
   clientHeaders: Readonly<Record<string, string>>;
   /** The protocol the client spoke, for quirks that depend on it. */
   inbound: WireProtocol;
+  /** Index into `Provider.endpoints` chosen by the balancer; default 0. */
+  endpoint?: number;
+  /** Index of the API key chosen by the key pool; default: keys take turns. */
+  key?: number;
+}
+
+/** One replica of a provider (see providers/common.ts endpointsFrom). */
+export interface EndpointInfo {
+  /** Origin + path prefix; identifies the endpoint in shared counters and logs. */
+  readonly url: string;
+  readonly origin: string;
+  readonly weight: number;
 }
 
 export interface Provider {
@@ -40,6 +52,10 @@ export interface Provider {
    * asks them at start and reload instead of making users repeat model names in config.
    */
   readonly discoverModels: boolean;
+  /** Where requests may go: one entry per replica, at least one. */
+  readonly endpoints: readonly EndpointInfo[];
+  /** API keys the provider holds (0 for keyless servers); routing picks one per attempt. */
+  readonly keyCount: number;
   supports(op: Operation): boolean;
   /** The upstream request for a call. Auth headers are added here and nowhere else. */
   buildRequest(call: UpstreamCall): UpstreamRequest;

@@ -16,6 +16,8 @@ export interface UpstreamTimeouts {
   firstByteMs: number;
   /** Longest silence between two body chunks. */
   idleMs: number;
+  /** Longest whole request, all attempts included: enforced by the attempt loop, not the transport. */
+  totalMs?: number | undefined;
 }
 
 export interface UpstreamRequest {

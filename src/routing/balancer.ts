@@ -216,11 +216,11 @@ export class WeightedBalancer implements Balancer {
  * broken at random. With one or two usable endpoints there is nothing to sample: all are compared.
  */
 export class LeastRequestBalancer implements Balancer {
-  readonly name = 'least_request';
-
   constructor(
     private readonly inFlight: InFlightReader,
     private readonly random: RandomSource = Math.random,
+    /** `global_least_request` is the same algorithm over counts that include other gateway nodes. */
+    readonly name: 'least_request' | 'global_least_request' = 'least_request',
   ) {}
 
   pick(endpoints: readonly BalancerEndpoint[], input: PickInput): BalancerEndpoint | undefined {
@@ -264,12 +264,14 @@ export class LeastRequestBalancer implements Balancer {
   }
 }
 
-export const BALANCER_NAMES = ['round_robin', 'weighted', 'least_request'] as const;
+export const BALANCER_NAMES = ['round_robin', 'weighted', 'least_request', 'global_least_request'] as const;
 export type BalancerName = (typeof BALANCER_NAMES)[number];
 
 export interface BalancerDeps {
   /** Required by least_request: requests in flight per endpoint slot, e.g. `(s) => shm.endpoints.inFlight(s)`. */
   readonly inFlight?: InFlightReader;
+  /** Required by global_least_request: in flight here plus on other nodes (`shm.endpoints.globalInFlight`). */
+  readonly globalInFlight?: InFlightReader;
   readonly random?: RandomSource;
 }
 
@@ -284,6 +286,9 @@ export function createBalancer(name: BalancerName, deps: BalancerDeps = {}): Bal
     case 'least_request':
       if (!deps.inFlight) throw new Error('least_request balancer needs an in-flight reader (shared memory)');
       return new LeastRequestBalancer(deps.inFlight, random);
+    case 'global_least_request':
+      if (!deps.globalInFlight) throw new Error('global_least_request balancer needs a global in-flight reader (shared memory)');
+      return new LeastRequestBalancer(deps.globalInFlight, random, 'global_least_request');
     default: {
       const unknown: never = name;
       throw new Error(`unknown balancer "${String(unknown)}" (known: ${BALANCER_NAMES.join(', ')})`);

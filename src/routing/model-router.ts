@@ -8,25 +8,26 @@
  *   5. each provider's own model patterns (`claude-*` for anthropic, …), in provider order.
  */
 
-import type { ModelRouteConfig } from '../config/schema.js';
+import { type ModelRouteConfig, type RetryConfig, RetrySchema, type RouteRetryConfig } from '../config/schema.js';
 import type { Provider } from '../providers/provider.js';
 import { compilePattern, type ModelPattern } from './pattern.js';
+import { RoutePlan, type RouteTarget } from './route-plan.js';
 
-export interface ResolvedTarget {
-  readonly provider: Provider;
-  /** The provider's model name. */
+/** A request's route: the plan to follow and the model name targets without their own one get. */
+export interface ResolvedRoute {
+  readonly plan: RoutePlan;
+  /** The client's model name, minus a `provider/` prefix when that is how it was addressed. */
   readonly model: string;
 }
 
-export interface ResolvedRoute {
-  /** The route's name or pattern as configured (or the provider's name for implicit routes). */
-  readonly name: string;
-  readonly targets: readonly ResolvedTarget[];
+/** The provider's model name for a target of a resolved route. */
+export function targetModel(target: RouteTarget, route: ResolvedRoute): string {
+  return target.model ?? route.model;
 }
 
 interface CompiledRoute {
   pattern: ModelPattern;
-  targets: readonly { provider: Provider; model: string | undefined }[];
+  plan: RoutePlan;
 }
 
 export class ModelRouter {
@@ -34,21 +35,26 @@ export class ModelRouter {
   private readonly patterns: CompiledRoute[] = [];
   private readonly discovered = new Map<string, Provider>();
   private readonly providerPatterns: { provider: Provider; patterns: ModelPattern[] }[];
+  /** The implicit route of each provider: its one target, the default retry policy. */
+  private readonly implicit = new Map<Provider, RoutePlan>();
 
   constructor(
     routes: readonly ModelRouteConfig[],
     private readonly providers: ReadonlyMap<string, Provider>,
-    /** Provider name → model names it reported. */
+    /** Provider name → models it reported. */
     discoveredModels: ReadonlyMap<string, readonly string[]> = new Map(),
+    readonly defaultRetry: RouteRetryConfig = DEFAULT_ROUTE_RETRY,
   ) {
     for (const r of routes) {
       const compiled: CompiledRoute = {
         pattern: compilePattern(r.name),
-        targets: r.targets.map((t) => {
-          const provider = providers.get(t.provider);
-          if (!provider) throw new Error(`route ${r.name}: unknown provider ${t.provider}`);
-          return { provider, model: t.model };
-        }),
+        plan: new RoutePlan(
+          r.name,
+          r.targets.map((t) => ({ provider: providerNamed(providers, t.provider, r.name), model: t.model, weight: t.weight })),
+          (r.fallbacks ?? []).map((t) => ({ provider: providerNamed(providers, t.provider, r.name), model: t.model })),
+          r.retry ?? defaultRetry,
+          r.timeouts,
+        ),
       };
       if (compiled.pattern.exact) {
         if (!this.exact.has(r.name)) this.exact.set(r.name, compiled);
@@ -65,24 +71,25 @@ export class ModelRouter {
       provider,
       patterns: provider.modelPatterns.map(compilePattern),
     }));
+    for (const provider of providers.values()) {
+      this.implicit.set(provider, new RoutePlan(provider.name, [{ provider, model: undefined, weight: 1 }], [], defaultRetry, undefined));
+    }
   }
 
   resolve(model: string): ResolvedRoute | undefined {
     const exact = this.exact.get(model);
-    if (exact) return bind(exact, model);
-    for (const r of this.patterns) if (r.pattern.matches(model)) return bind(r, model);
+    if (exact) return { plan: exact.plan, model };
+    for (const r of this.patterns) if (r.pattern.matches(model)) return { plan: r.plan, model };
 
     const slash = model.indexOf('/');
     if (slash > 0) {
       const provider = this.providers.get(model.slice(0, slash));
-      if (provider && slash < model.length - 1) {
-        return { name: provider.name, targets: [{ provider, model: model.slice(slash + 1) }] };
-      }
+      if (provider && slash < model.length - 1) return { plan: this.implicit.get(provider)!, model: model.slice(slash + 1) };
     }
     const found = this.discovered.get(model);
-    if (found) return { name: found.name, targets: [{ provider: found, model }] };
+    if (found) return { plan: this.implicit.get(found)!, model };
     for (const { provider, patterns } of this.providerPatterns) {
-      for (const p of patterns) if (p.matches(model)) return { name: provider.name, targets: [{ provider, model }] };
+      for (const p of patterns) if (p.matches(model)) return { plan: this.implicit.get(provider)!, model };
     }
     return undefined;
   }
@@ -96,7 +103,7 @@ export class ModelRouter {
       seen.add(id);
       out.push({ id, ownedBy });
     };
-    for (const [name, r] of this.exact) add(name, r.targets[0]?.provider.name ?? 'sluice');
+    for (const [name, r] of this.exact) add(name, r.plan.targets[0]?.provider.name ?? 'sluice');
     for (const [name, p] of this.discovered) add(name, p.name);
     for (const { provider, patterns } of this.providerPatterns) {
       for (const p of patterns) if (p.exact) add(p.source, provider.name);
@@ -105,9 +112,17 @@ export class ModelRouter {
   }
 }
 
-function bind(route: CompiledRoute, model: string): ResolvedRoute {
-  return {
-    name: route.pattern.source,
-    targets: route.targets.map((t) => ({ provider: t.provider, model: t.model ?? model })),
-  };
+function providerNamed(providers: ReadonlyMap<string, Provider>, name: string, route: string): Provider {
+  const provider = providers.get(name);
+  if (!provider) throw new Error(`route ${route}: unknown provider ${name}`);
+  return provider;
+}
+
+/** The schema's defaults, for routers built without a config (tests, tools). */
+export const DEFAULT_ROUTE_RETRY: RouteRetryConfig = routeRetry(RetrySchema.parse({}));
+
+/** A top-level retry block as a route's: the budget belongs to providers. */
+export function routeRetry(retry: RetryConfig): RouteRetryConfig {
+  const { budget: _budget, ...route } = retry;
+  return route;
 }

@@ -10,13 +10,19 @@ import { buildFilterChain } from '../filters/registry.js';
 import type { FilterChain } from '../pipeline/chain.js';
 import type { Provider } from '../providers/provider.js';
 import { createProvider } from '../providers/registry.js';
-import { ModelRouter } from '../routing/model-router.js';
+import { ModelRouter, routeRetry } from '../routing/model-router.js';
+import { buildProviderGroups, type ProviderGroup } from '../routing/provider-group.js';
+import { RuleSet } from '../routing/rules.js';
+import type { SharedMemory } from '../shm/shared-memory.js';
 
 export interface Snapshot {
   readonly generation: number;
   readonly config: Config;
   readonly providers: ReadonlyMap<string, Provider>;
   readonly router: ModelRouter;
+  readonly rules: RuleSet;
+  /** Per provider: its endpoints, balancer, outlier detection, key pool and retry budget. */
+  readonly groups: ReadonlyMap<string, ProviderGroup>;
   readonly chain: FilterChain;
   /** Provider name → models it reported at `/v1/models` (self-hosted servers). */
   readonly discovered: ReadonlyMap<string, readonly string[]>;
@@ -53,10 +59,14 @@ export function buildSnapshot(
   generation: number,
   providers: ReadonlyMap<string, Provider>,
   discovered: ReadonlyMap<string, readonly string[]>,
+  shm: SharedMemory,
 ): Snapshot {
-  const router = new ModelRouter(config.models, providers, discovered);
-  const chain = buildFilterChain(config.filters, router);
-  return Object.freeze({ generation, config, providers, router, chain, discovered });
+  const retry = routeRetry(config.retry);
+  const router = new ModelRouter(config.models, providers, discovered, retry);
+  const rules = new RuleSet(config.rules, providers, retry);
+  const groups = buildProviderGroups(providers, config.providers, config.retry.budget, shm);
+  const chain = buildFilterChain(config.filters, router, rules);
+  return Object.freeze({ generation, config, providers, router, rules, groups, chain, discovered });
 }
 
 /** Release the connections of providers the next snapshot no longer uses. */

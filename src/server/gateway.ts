@@ -14,8 +14,9 @@ import type { WireProtocol } from '../protocol/codec.js';
 import { inboundCodec } from '../protocol/index.js';
 import type { Provider } from '../providers/provider.js';
 import { discoverModels } from '../runtime/discovery.js';
-import { endpointSlotIdentity } from '../routing/balancer.js';
-import type { SharedMemory } from '../shm/shared-memory.js';
+import { SharedMemory } from '../shm/shared-memory.js';
+import { AccessLog } from '../observability/access-log.js';
+import type { RequestContext } from '../pipeline/context.js';
 import { buildSnapshot, closeProviders, createProviders, type Snapshot, type SnapshotDeps } from '../runtime/snapshot.js';
 import { handleModelRequest, type ProxyHost } from './proxy.js';
 import type { ResponseRelay } from './relay.js';
@@ -70,20 +71,25 @@ export class Gateway implements ProxyHost {
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private rediscoverTimer: NodeJS.Timeout | undefined;
   private boundPort = 0;
+  private accessLog: AccessLog | null;
 
   private constructor(
     snapshot: Snapshot,
     private readonly opts: GatewayOptions,
+    private readonly shm: SharedMemory,
   ) {
     this.current = snapshot;
+    this.accessLog = AccessLog.open(snapshot.config.access_log);
     this.app = uWS.App();
     this.routes();
   }
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
     assertNativeUws();
-    const snapshot = await Gateway.prepare(opts.config, opts.generation ?? 1, opts, undefined);
-    const gw = new Gateway(snapshot, opts);
+    // Without a supervisor's segment (an embedded gateway) the same counters live in this process.
+    const shm = opts.shm ?? SharedMemory.private();
+    const snapshot = await Gateway.prepare(opts.config, opts.generation ?? 1, opts, undefined, shm);
+    const gw = new Gateway(snapshot, opts, shm);
     await gw.listen(opts.host ?? opts.config.server.host, opts.port ?? opts.config.server.port);
     gw.startTimers();
     return gw;
@@ -103,39 +109,27 @@ export class Gateway implements ProxyHost {
 
   relayStarted(relay: ResponseRelay): void {
     this.relays.add(relay);
-    const shm = this.opts.shm;
-    if (shm) shm.endpoints.acquire(this.endpointSlot(shm, relay.provider));
   }
 
   relayFinished(relay: ResponseRelay): void {
-    if (!this.relays.delete(relay)) return;
-    const shm = this.opts.shm;
-    if (!shm) return;
-    const slot = this.endpointSlot(shm, relay.provider);
-    shm.endpoints.release(slot);
-    const outcome = relay.upstreamOutcome;
-    if (outcome === 'failed') shm.endpoints.recordFailure(slot);
-    else if (outcome === 'ok') shm.endpoints.recordSuccess(slot);
+    this.relays.delete(relay);
   }
 
-  /** Shared-memory slot per provider, looked up once (the lookup hashes). */
-  private readonly slotByProvider = new WeakMap<Provider, number>();
-  private endpointSlot(shm: SharedMemory, provider: Provider): number {
-    let slot = this.slotByProvider.get(provider);
-    if (slot === undefined) {
-      // One endpoint per provider for now; providers with several replicas will name each URL.
-      slot = shm.slots.slotFor(endpointSlotIdentity(provider.name, ''));
-      this.slotByProvider.set(provider, slot);
-    }
-    return slot;
+  requestEnded(ctx: RequestContext): void {
+    this.accessLog?.write(ctx);
   }
 
   /** Validate-and-swap: on any error the running snapshot stays. */
   async reload(config: Config, generation?: number): Promise<Snapshot> {
     const previous = this.current;
-    const next = await Gateway.prepare(config, generation ?? previous.generation + 1, this.opts, previous);
+    const next = await Gateway.prepare(config, generation ?? previous.generation + 1, this.opts, previous, this.shm);
     this.current = next;
     this.retireProviders(previous, next);
+    if (JSON.stringify(previous.config.access_log) !== JSON.stringify(next.config.access_log)) {
+      const old = this.accessLog;
+      this.accessLog = AccessLog.open(next.config.access_log);
+      void old?.close();
+    }
     log.info('config reloaded', { generation: next.generation });
     return next;
   }
@@ -156,6 +150,7 @@ export class Gateway implements ProxyHost {
     // uWS 20.30 has close() (drops idle keep-alive connections) but its typings do not declare it.
     (this.app as TemplatedApp & { close?: () => void }).close?.();
     await closeProviders(this.current.providers.values());
+    await this.accessLog?.close();
   }
 
   // ── building snapshots ─────────────────────────────────────────────────────────────────────
@@ -169,6 +164,7 @@ export class Gateway implements ProxyHost {
     generation: number,
     opts: GatewayOptions,
     previous: Snapshot | undefined,
+    shm: SharedMemory,
   ): Promise<Snapshot> {
     const reuse = new Map<string, Provider>();
     if (previous) {
@@ -186,7 +182,7 @@ export class Gateway implements ProxyHost {
     for (const pc of config.providers) providers.set(pc.name, (reuse.get(pc.name) ?? fresh.get(pc.name)) as Provider);
     const discovered = await Gateway.discover(providers, opts.discoveryTimeoutMs ?? 5_000);
     try {
-      return buildSnapshot(config, generation, providers, discovered);
+      return buildSnapshot(config, generation, providers, discovered, shm);
     } catch (err) {
       await closeProviders(fresh.values());
       throw err;
@@ -240,7 +236,7 @@ export class Gateway implements ProxyHost {
       discovered.size === snap.discovered.size &&
       [...discovered].every(([k, v]) => JSON.stringify(v) === JSON.stringify(snap.discovered.get(k)));
     if (same) return;
-    this.current = buildSnapshot(snap.config, snap.generation, snap.providers, discovered);
+    this.current = buildSnapshot(snap.config, snap.generation, snap.providers, discovered, this.shm);
   }
 
   // ── serving ────────────────────────────────────────────────────────────────────────────────

@@ -13,10 +13,10 @@ import { inboundCodec } from '../protocol/index.js';
 import type { Operation } from '../providers/provider.js';
 import type { UpstreamRequest } from '../providers/transport.js';
 import { describeError, log } from '../observability/logger.js';
-import type { ResolvedTarget } from '../routing/model-router.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import { ClientResponse } from './client-response.js';
-import { ResponseRelay } from './relay.js';
+import { AttemptLoop } from './attempt-loop.js';
+import type { ResponseRelay } from './relay.js';
 import { onDoneFailed, sendError, sendLocalReply } from './reply.js';
 import { readHeaders, requestId } from './request.js';
 
@@ -25,6 +25,8 @@ export interface ProxyHost {
   readonly snapshot: Snapshot;
   relayStarted(relay: ResponseRelay): void;
   relayFinished(relay: ResponseRelay): void;
+  /** Once per request, after it was answered (or the client left) and its onDone hooks ran. */
+  requestEnded(ctx: RequestContext): void;
 }
 
 const MAX_MODEL_NAME = 256;
@@ -47,7 +49,7 @@ export function handleModelRequest(
   const limit = snapshot.config.server.max_body_bytes;
   const declared = headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
-    fail(out, ctx, snapshot, tooLarge(limit));
+    fail(out, ctx, snapshot, host, tooLarge(limit));
     return;
   }
 
@@ -55,7 +57,7 @@ export function handleModelRequest(
   try {
     headerPhase = snapshot.chain.runRequestHeaders(ctx);
   } catch (err) {
-    fail(out, ctx, snapshot, err);
+    fail(out, ctx, snapshot, host, err);
     return;
   }
 
@@ -66,16 +68,16 @@ export function handleModelRequest(
     if (out.done) return;
     size += ab.byteLength;
     if (size > limit) {
-      fail(out, ctx, snapshot, tooLarge(limit));
+      fail(out, ctx, snapshot, host, tooLarge(limit));
       return;
     }
     // uWS reuses the ArrayBuffer after this callback returns: copy (once).
     chunks.push(Buffer.from(ab.slice(0)));
     if (!isLast) return;
     const raw = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
-    afterPhase(headerPhase, ctx, out, snapshot, () => {
+    afterPhase(headerPhase, ctx, out, snapshot, host, () => {
       readModelRequest(raw, ctx);
-      afterPhase(snapshot.chain.runRequestBody(ctx), ctx, out, snapshot, () => forward(raw, ctx, out, snapshot, host));
+      afterPhase(snapshot.chain.runRequestBody(ctx), ctx, out, snapshot, host, () => forward(raw, ctx, out, snapshot, host));
     });
   });
 }
@@ -89,21 +91,22 @@ function afterPhase(
   ctx: RequestContext,
   out: ClientResponse,
   snapshot: Snapshot,
+  host: ProxyHost,
   next: () => void,
 ): void {
   const go = (reply: LocalReply | undefined): void => {
     if (out.done) return;
     if (reply) {
-      replyLocally(out, ctx, snapshot, reply);
+      replyLocally(out, ctx, snapshot, host, reply);
       return;
     }
     try {
       next();
     } catch (err) {
-      fail(out, ctx, snapshot, err);
+      fail(out, ctx, snapshot, host, err);
     }
   };
-  if (phase instanceof Promise) phase.then(go, (err) => fail(out, ctx, snapshot, err));
+  if (phase instanceof Promise) phase.then(go, (err) => fail(out, ctx, snapshot, host, err));
   else go(phase);
 }
 
@@ -122,116 +125,11 @@ function readModelRequest(raw: Buffer, ctx: RequestContext): void {
 }
 
 function forward(raw: Buffer, ctx: RequestContext, out: ClientResponse, snapshot: Snapshot, host: ProxyHost): void {
-  const targets = ctx.route?.targets;
-  if (!targets || targets.length === 0) {
+  const route = ctx.route;
+  if (route === undefined) {
     throw new GatewayError('model_not_found', `The model \`${ctx.model}\` is not served by this gateway.`);
   }
-  // Headers filters put there before any attempt; each attempt starts from these again.
-  const baseHeaders = { ...ctx.responseHeaders };
-  let next = 0;
-  const startNext = (): void => {
-    const target = targets[next++] as ResolvedTarget;
-    for (const k of Object.keys(ctx.responseHeaders)) delete ctx.responseHeaders[k];
-    Object.assign(ctx.responseHeaders, baseHeaders);
-    attempt(raw, target, ctx, out, snapshot, host, next < targets.length ? retry : undefined);
-  };
-  /**
-   * The route's next target, when the failure is one another upstream may not have (unreachable,
-   * timeout, 429, 5xx) and nothing has reached the client yet: after the first byte there is no
-   * silent retry, the stream ends with an error event instead.
-   */
-  const retry = (error: GatewayError): boolean => {
-    if (out.done || !isFallbackError(error)) return false;
-    log.info('falling back to the next target', {
-      request_id: ctx.id,
-      failed_provider: ctx.provider,
-      code: error.code,
-      status: error.status,
-      attempt: ctx.attempts,
-    });
-    try {
-      startNext();
-    } catch (err) {
-      fail(out, ctx, snapshot, err);
-    }
-    return true;
-  };
-  startNext();
-}
-
-/** Failures another target may not share. Client errors (400, 401, 404, 413…) would repeat anywhere. */
-function isFallbackError(error: GatewayError): boolean {
-  if (error.code === 'upstream_unreachable' || error.code === 'upstream_timeout') return true;
-  return error.code === 'upstream_error' && (error.status === 429 || error.status >= 500);
-}
-
-function attempt(
-  raw: Buffer,
-  target: ResolvedTarget,
-  ctx: RequestContext,
-  out: ClientResponse,
-  snapshot: Snapshot,
-  host: ProxyHost,
-  retry: ((error: GatewayError) => boolean) | undefined,
-): void {
-  const provider = target.provider;
-  if (!provider.supports(ctx.op)) {
-    throw new GatewayError('unsupported_operation', `provider ${provider.name} does not support ${ctx.path}`);
-  }
-  ctx.provider = provider.name;
-  ctx.upstreamModel = target.model;
-  ctx.attempts++;
-
-  const sameProtocol = provider.protocol === ctx.protocol;
-  const client = inboundCodec(ctx.protocol);
-  let body: string | Uint8Array;
-  if (sameProtocol || ctx.op !== 'chat') {
-    // Same protocol: forward the client's own JSON; untouched bytes when nothing changed.
-    if (!ctx.bodyChanged && ctx.body.model === target.model) {
-      body = raw;
-    } else {
-      ctx.body.model = target.model;
-      body = JSON.stringify(ctx.body);
-    }
-  } else {
-    const canonical = client.decodeRequest(ctx.body);
-    const encoded = provider.codec.encodeRequest(canonical, target.model);
-    provider.adaptTranslatedBody?.(encoded, target.model);
-    body = JSON.stringify(encoded);
-  }
-
-  const upstream = provider.buildRequest({
-    op: ctx.op,
-    model: target.model,
-    stream: ctx.stream,
-    body,
-    clientHeaders: ctx.headers,
-    inbound: ctx.protocol,
-  });
-  applyHeaderEdits(upstream, ctx);
-
-  const streamOptions = ctx.body.stream_options as JsonObject | undefined;
-  const relay = new ResponseRelay({
-    ctx,
-    out,
-    chain: snapshot.chain,
-    provider,
-    client,
-    sameProtocol,
-    translate: ctx.op === 'chat' && (!sameProtocol || snapshot.chain.inspectsResponses),
-    includeUsage: streamOptions?.include_usage === true,
-    retry,
-    onFinish: (r) => host.relayFinished(r),
-  });
-  out.onAbort(() => relay.clientGone());
-  host.relayStarted(relay);
-  relay.exchange = provider.transport.send(upstream, relay);
-}
-
-function applyHeaderEdits(upstream: UpstreamRequest, ctx: RequestContext): void {
-  const edits = ctx.upstreamHeaderEdits;
-  for (const k of edits.remove) delete upstream.headers[k];
-  for (const k in edits.set) upstream.headers[k] = edits.set[k] as string;
+  new AttemptLoop(raw, ctx, out, snapshot, host, route).start();
 }
 
 function parseBody(raw: Buffer): JsonObject {
@@ -252,14 +150,16 @@ function tooLarge(limit: number): GatewayError {
 }
 
 /** Requests answered by the gateway itself still end with onDone, like every other. */
-function replyLocally(out: ClientResponse, ctx: RequestContext, snapshot: Snapshot, reply: LocalReply): void {
+function replyLocally(out: ClientResponse, ctx: RequestContext, snapshot: Snapshot, host: ProxyHost, reply: LocalReply): void {
   sendLocalReply(out, ctx, reply);
   snapshot.chain.runDone(ctx, onDoneFailed);
+  host.requestEnded(ctx);
 }
 
-function fail(out: ClientResponse, ctx: RequestContext, snapshot: Snapshot, err: unknown): void {
+function fail(out: ClientResponse, ctx: RequestContext, snapshot: Snapshot, host: ProxyHost, err: unknown): void {
   const error = toGatewayError(err);
   if (!(err instanceof GatewayError)) log.error('request failed', { request_id: ctx.id, ...describeError(err) });
   sendError(out, ctx, error);
   snapshot.chain.runDone(ctx, onDoneFailed);
+  host.requestEnded(ctx);
 }

@@ -52,13 +52,24 @@ export interface RelayInit {
   translate: boolean;
   /** The client asked for a usage chunk (OpenAI stream_options.include_usage). */
   includeUsage: boolean;
+  /** The attempt this relay serves: told about the response head and failures, offered retries. */
+  attempt?: RelayAttempt | undefined;
   /**
-   * Offered an upstream failure while nothing has reached the client: returns true when another
-   * attempt took over the exchange (this relay then ends quietly).
+   * Called once when this relay is done: `final` when the request ended here, false when another
+   * attempt took it over.
    */
-  retry?: ((error: GatewayError) => boolean) | undefined;
-  /** Called once when this relay is done, whether the request ended or moved to another attempt. */
-  onFinish: (relay: ResponseRelay) => void;
+  onFinish: (relay: ResponseRelay, final: boolean) => void;
+}
+
+/** What the relay tells the attempt loop (src/server/attempt-loop.ts). */
+export interface RelayAttempt {
+  onHead(status: number, headers: Record<string, string>): void;
+  onTransportError(error: GatewayError): void;
+  /**
+   * Offered a failure while nothing has reached the client: true when another attempt took over the
+   * request (this relay then ends quietly).
+   */
+  retry(error: GatewayError): boolean;
 }
 
 export class ResponseRelay implements UpstreamHandler {
@@ -112,6 +123,7 @@ export class ResponseRelay implements UpstreamHandler {
     if (this.mode === 'finished') return;
     const { ctx } = this.init;
     this.status = status;
+    this.init.attempt?.onHead(status, headers);
     const rh = ctx.responseHeaders;
     for (const name in headers) {
       const as = relayedHeader(name);
@@ -188,7 +200,14 @@ export class ResponseRelay implements UpstreamHandler {
   onError(error: GatewayError): void {
     if (this.mode === 'finished') return;
     this.transportFailed = true;
+    this.init.attempt?.onTransportError(error);
     this.fail(error);
+  }
+
+  /** The request's total time limit ran out: end like a failed exchange, with no retry. */
+  expire(error: GatewayError): void {
+    if (this.mode === 'finished') return;
+    this.fail(error, false);
   }
 
   // ── client side events ─────────────────────────────────────────────────────────────────────
@@ -227,6 +246,7 @@ export class ResponseRelay implements UpstreamHandler {
     rh['x-sluice-provider'] = ctx.provider;
     rh['x-sluice-model'] = ctx.upstreamModel;
     rh['x-sluice-attempts'] = String(ctx.attempts);
+    if (ctx.route !== undefined) rh['x-sluice-route'] = ctx.route.plan.name;
   }
 
   /** Record the head of an SSE answer (sent with the first write); response filters run here. */
@@ -385,6 +405,7 @@ export class ResponseRelay implements UpstreamHandler {
     chain.runResponseHeaders(ctx);
     ctx.responseHeaders['content-type'] = 'application/json';
     ctx.status = this.status;
+    if (ctx.firstByteMs === 0) ctx.firstByteMs = clock.monotonicMs();
     out.send(this.status, ctx.responseHeaders, body);
     this.finish();
   }
@@ -400,23 +421,25 @@ export class ResponseRelay implements UpstreamHandler {
   private endErrorBody(): void {
     const body = this.takeBody();
     const error = this.init.provider.codec.decodeError(this.status, body);
-    if (this.init.retry !== undefined && !this.init.out.committed && (this.status === 429 || this.status >= 500)) {
-      this.fail(error);
+    const { out, attempt } = this.init;
+    if (!out.committed && attempt?.retry(error)) {
+      this.finish(false);
       return;
     }
     // Once a keep-alive sent the head, the error can only be an event in the stream.
-    if (this.init.sameProtocol && !this.init.out.committed) {
+    if (this.init.sameProtocol && !out.committed) {
       // Same protocol: the upstream's own error, byte for byte, is the most faithful relay.
       this.sendWhole(body);
       return;
     }
-    this.fail(error);
+    this.fail(error, false);
   }
 
   // ── common ─────────────────────────────────────────────────────────────────────────────────
 
   private write(chunk: string | Uint8Array): void {
     const out = this.init.out;
+    if (this.init.ctx.firstByteMs === 0 && chunk.length > 0 && chunk !== SSE_KEEPALIVE) this.init.ctx.firstByteMs = clock.monotonicMs();
     if (out.write(chunk) || this.backpressured) return;
     this.backpressured = true;
     out.onWritable(() => {
@@ -425,12 +448,15 @@ export class ResponseRelay implements UpstreamHandler {
     });
   }
 
-  /** End the exchange with an error, in whatever form the client can still receive. */
-  private fail(error: GatewayError): void {
+  /**
+   * End the exchange with an error, in whatever form the client can still receive; `offerRetry`
+   * false when the attempt loop has already declined this failure.
+   */
+  private fail(error: GatewayError, offerRetry = true): void {
     if (this.mode === 'finished') return;
     const { ctx, out } = this.init;
     this.exchange?.abort();
-    if (!out.committed && this.init.retry?.(error)) {
+    if (offerRetry && !out.committed && this.init.attempt?.retry(error)) {
       // Another attempt took the exchange over (transports never call back synchronously, so it
       // has not started talking yet); this one only releases what it held.
       this.finish(false);
@@ -458,14 +484,14 @@ export class ResponseRelay implements UpstreamHandler {
     if (this.mode === 'finished') return;
     this.mode = 'finished';
     if (!final) {
-      this.init.onFinish(this);
+      this.init.onFinish(this, false);
       return;
     }
     const { ctx, chain } = this.init;
     // 499: the client closed the connection first (nginx's convention).
     if (ctx.aborted && ctx.status === 0) ctx.status = 499;
     chain.runDone(ctx, onDoneFailed);
-    this.init.onFinish(this);
+    this.init.onFinish(this, true);
   }
 }
 

@@ -35,6 +35,8 @@ const TOTAL_REQUESTS = ENDPOINT_FIELDS.totalRequests.offset / FIELD_BYTES.i64;
 const TOTAL_FAILURES = ENDPOINT_FIELDS.totalFailures.offset / FIELD_BYTES.i64;
 const EJECTED_UNTIL = ENDPOINT_FIELDS.ejectedUntilMs.offset / FIELD_BYTES.i64;
 const CONSECUTIVE_FAILURES = ENDPOINT_FIELDS.consecutiveFailures.offset / FIELD_BYTES.i32;
+const REMOTE_IN_FLIGHT = ENDPOINT_FIELDS.remoteInFlight.offset / FIELD_BYTES.i32;
+const UNHEALTHY = ENDPOINT_FIELDS.unhealthy.offset / FIELD_BYTES.i32;
 
 export class EndpointCounters {
   readonly capacity: number;
@@ -111,6 +113,36 @@ export class EndpointCounters {
       sum += Atomics.load(this.inFlightRows, index);
     }
     return sum;
+  }
+
+  /**
+   * In flight on other gateway nodes (global least-request), as their last report said. Kept apart
+   * from the per-worker rows: those must be exact and reclaimable, this one is a remote estimate.
+   */
+  remoteInFlight(slot: number): number {
+    this.check(slot);
+    return Atomics.load(this.stats32, slot * STATS_I32_STRIDE + REMOTE_IN_FLIGHT);
+  }
+
+  setRemoteInFlight(slot: number, count: number): void {
+    this.check(slot);
+    Atomics.store(this.stats32, slot * STATS_I32_STRIDE + REMOTE_IN_FLIGHT, count);
+  }
+
+  /** In flight here (every worker) plus on other nodes: what global least-request compares. */
+  globalInFlight(slot: number): number {
+    return this.inFlight(slot) + this.remoteInFlight(slot);
+  }
+
+  /** The active health check's verdict: true while the endpoint is found down. */
+  isUnhealthy(slot: number): boolean {
+    this.check(slot);
+    return Atomics.load(this.stats32, slot * STATS_I32_STRIDE + UNHEALTHY) !== 0;
+  }
+
+  setUnhealthy(slot: number, unhealthy: boolean): void {
+    this.check(slot);
+    Atomics.store(this.stats32, slot * STATS_I32_STRIDE + UNHEALTHY, unhealthy ? 1 : 0);
   }
 
   /** This worker's own in-flight count for the endpoint (0 without a row). */

@@ -94,6 +94,15 @@ export class EndpointSlots {
     return -1;
   }
 
+  /**
+   * The identity hash stored in `slot` (0n when free). Every node computes the same hash for the same
+   * provider and URL, so it names an endpoint between gateway nodes, where slot numbers differ.
+   */
+  hashAt(slot: number): bigint {
+    if (!(slot >= 0 && slot < this.capacity && (slot | 0) === slot)) throw new RangeError(`endpoint slot ${slot} outside [0, ${this.capacity})`);
+    return Atomics.load(this.keys, slot);
+  }
+
   /** Slots claimed so far. */
   used(): number {
     let count = 0;

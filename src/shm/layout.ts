@@ -25,7 +25,7 @@
 export const LAYOUT_MAGIC = 0x534c4345;
 
 /** Bump on any change to REGIONS, a record's fields or the header. Readers accept only their own. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 /** Alignment of every region and record stride: one x86-64/arm64 cache line. */
 export const CACHE_LINE_BYTES = 64;
@@ -108,6 +108,13 @@ export const ENDPOINT_FIELDS = {
   ejectedUntilMs: { offset: 16, type: 'i64' },
   /** Failures since the last success: what outlier detection compares with its threshold. */
   consecutiveFailures: { offset: 24, type: 'i32' },
+  /**
+   * Requests in flight to the endpoint on other gateway nodes, as they last reported through Redis
+   * (global least-request): written by this node's supervisor, read by every worker's balancer.
+   */
+  remoteInFlight: { offset: 28, type: 'i32' },
+  /** 1 while the active health check finds the endpoint down: balancers skip it, like an ejection. */
+  unhealthy: { offset: 32, type: 'i32' },
 } as const satisfies Record<string, FieldSpec>;
 export const ENDPOINT_RECORD_BYTES = 64;
 

@@ -55,6 +55,17 @@ export class SharedMemory {
     }
   }
 
+  /**
+   * The same layout in this process's own memory, as worker 0: for a gateway run without a
+   * supervisor (embedded, benches), so routing has one code path whether or not workers share state.
+   */
+  static private(params: Partial<LayoutParams> = {}): SharedMemory {
+    const layout = computeLayout(params);
+    const buffer = new ArrayBuffer(layout.totalBytes);
+    writeHeader(buffer, layout, { supervisorPid: process.pid, createdAtMs: Date.now() });
+    return new SharedMemory('(private)', buffer, layout, 0);
+  }
+
   /** Opens an existing segment; throws LayoutError when it is not one this build can read. */
   static open(name: string, options: OpenOptions = {}): SharedMemory {
     const buffer = openSegment(name);

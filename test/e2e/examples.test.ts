@@ -4,6 +4,7 @@
  * (router and filter chain) can be made from it. A new example is picked up without editing this file.
  */
 
+import { SharedMemory } from '../../src/shm/shared-memory.js';
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -55,7 +56,7 @@ describe('examples/', () => {
         const providers = createProviders(config.providers, { env });
         built.push(...providers.values());
         assert.deepEqual([...providers.keys()], config.providers.map((p) => p.name));
-        const snapshot = buildSnapshot(config, 1, providers, new Map());
+        const snapshot = buildSnapshot(config, 1, providers, new Map(), SharedMemory.private());
         for (const route of config.models) {
           if (!/[*?]/.test(route.name)) assert.ok(snapshot.router.resolve(route.name), `route ${route.name} resolves`);
         }

@@ -31,12 +31,12 @@ before(async () => {
         { name: 'mk', type: 'mock' },
       ],
       models: [
-        { name: 'unreachable-then-ok', targets: [{ provider: 'dead', model: 'mock' }, { provider: 'oai', model: 'mock' }] },
-        { name: 'five-hundred-then-anthropic', targets: [{ provider: 'oai-500', model: 'mock' }, { provider: 'anth', model: 'mock' }] },
-        { name: 'rate-limited-then-ok', targets: [{ provider: 'oai-429', model: 'mock' }, { provider: 'mk', model: 'mock' }] },
-        { name: 'client-error-no-fallback', targets: [{ provider: 'oai-400', model: 'mock' }, { provider: 'mk', model: 'mock' }] },
-        { name: 'all-fail', targets: [{ provider: 'dead', model: 'mock' }, { provider: 'oai-500', model: 'mock' }] },
-        { name: 'midstream', targets: [{ provider: 'mk', model: 'mock' }, { provider: 'oai', model: 'mock' }] },
+        { name: 'unreachable-then-ok', targets: [{ provider: 'dead', model: 'mock' }], fallbacks: [{ provider: 'oai', model: 'mock' }] },
+        { name: 'five-hundred-then-anthropic', targets: [{ provider: 'oai-500', model: 'mock' }], fallbacks: [{ provider: 'anth', model: 'mock' }] },
+        { name: 'rate-limited-then-ok', targets: [{ provider: 'oai-429', model: 'mock' }], fallbacks: [{ provider: 'mk', model: 'mock' }] },
+        { name: 'client-error-no-fallback', targets: [{ provider: 'oai-400', model: 'mock' }], fallbacks: [{ provider: 'mk', model: 'mock' }] },
+        { name: 'all-fail', targets: [{ provider: 'dead', model: 'mock' }], fallbacks: [{ provider: 'oai-500', model: 'mock' }], retry: { max_retries: 0 } },
+        { name: 'midstream', targets: [{ provider: 'mk', model: 'mock' }], fallbacks: [{ provider: 'oai', model: 'mock' }] },
       ],
     },
   });

@@ -1,0 +1,62 @@
+/**
+ * The access log: one JSON line per request once it is over, to stdout or appended to a file. It
+ * says what was asked, what served it and how it went; never a header, a key or a prompt.
+ *
+ * Every worker process appends to the same file: the file is opened with O_APPEND and each line is
+ * one write(2), so lines of different workers never interleave.
+ */
+
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { clock } from '../clock.js';
+import type { AccessLogConfig } from '../config/schema.js';
+import type { RequestContext } from '../pipeline/context.js';
+import { describeError, log } from './logger.js';
+
+export class AccessLog {
+  private constructor(
+    readonly path: string,
+    private readonly out: WriteStream | NodeJS.WriteStream,
+  ) {}
+
+  /** Null when the log is disabled. */
+  static open(config: AccessLogConfig): AccessLog | null {
+    if (!config.enabled) return null;
+    if (config.path === 'stdout') return new AccessLog('stdout', process.stdout);
+    const stream = createWriteStream(config.path, { flags: 'a' });
+    stream.on('error', (err) => log.error('access log write failed', { path: config.path, ...describeError(err) }));
+    return new AccessLog(config.path, stream);
+  }
+
+  write(ctx: RequestContext): void {
+    const now = clock.monotonicMs();
+    const usage = ctx.usage;
+    const line = JSON.stringify({
+      time: new Date().toISOString(),
+      request_id: ctx.id,
+      method: ctx.method,
+      path: ctx.path,
+      model: ctx.model || undefined,
+      route: ctx.route?.plan.name,
+      provider: ctx.provider || undefined,
+      upstream_model: ctx.upstreamModel || undefined,
+      endpoint: ctx.endpoint || undefined,
+      attempts: ctx.attempts,
+      status: ctx.status,
+      stream: ctx.stream,
+      duration_ms: round(now - ctx.startMs),
+      ttft_ms: ctx.firstByteMs > 0 ? round(ctx.firstByteMs - ctx.startMs) : undefined,
+      input_tokens: usage?.inputTokens,
+      output_tokens: usage?.outputTokens,
+    });
+    this.out.write(line + '\n');
+  }
+
+  close(): Promise<void> {
+    if (this.out === process.stdout) return Promise.resolve();
+    return new Promise((resolve) => (this.out as WriteStream).end(() => resolve()));
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
