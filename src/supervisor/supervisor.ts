@@ -15,6 +15,7 @@ import { closeProviders, createProviders } from '../runtime/snapshot.js';
 import { assertPortFree } from '../server/gateway.js';
 import { removeStaleSegments, segmentName } from '../shm/segment.js';
 import { SharedMemory } from '../shm/shared-memory.js';
+import { NodeAgents } from './node-agents.js';
 import type { FromWorker, ToWorker } from './messages.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -70,11 +71,13 @@ export class Supervisor {
   private reloadChain: Promise<unknown> = Promise.resolve();
   private statsSeq = 0;
   private readonly exitWaiters = new Set<() => void>();
+  private readonly agents: NodeAgents;
 
   private constructor(
     private readonly opts: SupervisorOptions,
     private readonly shm: SharedMemory,
   ) {
+    this.agents = new NodeAgents(shm);
     this.config = opts.config;
     this.port = opts.port;
     this.slots = Array.from({ length: opts.workers }, (_, index) => ({
@@ -108,6 +111,7 @@ export class Supervisor {
       await sup.drain(0);
       throw err;
     }
+    sup.updateAgents(sup.config);
     sup.watchConfig();
     return sup;
   }
@@ -283,7 +287,7 @@ export class Supervisor {
       config = Object.freeze({ ...next, admin: this.config.admin });
     }
     // Building the providers is the part of validation the schema cannot do (types, keys, URLs).
-    void closeProviders(createProviders(config.providers, { env: this.opts.env }).values());
+    this.updateAgents(config);
     const generation = this.generation + 1;
     this.generation = generation;
     this.config = config;
@@ -316,6 +320,19 @@ export class Supervisor {
       ms: Math.round(clock.monotonicMs() - started),
     });
     return generation;
+  }
+
+  /**
+   * Builds the config's providers (which throws a ConfigError on what the schema cannot check) and
+   * points health checks and the global load agent at their endpoints.
+   */
+  private updateAgents(config: Config): void {
+    const providers = createProviders(config.providers, { env: this.opts.env });
+    try {
+      this.agents.update(config, providers);
+    } finally {
+      void closeProviders(providers.values());
+    }
   }
 
   /** Re-read the config source (file + environment) and apply it. */
@@ -380,6 +397,7 @@ export class Supervisor {
       this.exitWaiters.clear();
     }
     for (const slot of this.slots) slot.child?.kill('SIGKILL');
+    await this.agents.stop();
     this.shm.unlink();
   }
 }
