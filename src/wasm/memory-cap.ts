@@ -108,8 +108,11 @@ function scanImportsForMemory(bytes: Uint8Array, start: number): boolean {
   const c: Cursor = { pos: start };
   const count = readLeb(bytes, c);
   for (let i = 0; i < count; i++) {
-    c.pos += readLeb(bytes, c);
-    c.pos += readLeb(bytes, c);
+    // Read the length first: `c.pos += readLeb(...)` would add to the position before the read.
+    const moduleLen = readLeb(bytes, c);
+    c.pos += moduleLen;
+    const fieldLen = readLeb(bytes, c);
+    c.pos += fieldLen;
     const kind = bytes[c.pos++]!;
     switch (kind) {
       case 0: // function: type index
