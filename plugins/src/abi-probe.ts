@@ -86,10 +86,11 @@ class Probe extends HttpContext {
     h.push(new Pair(":method", "GET"));
     this.report("http-call-missing-headers", httpCall("probe", h, "", 100) == 0 ? lastStatus : 0);
     // Switching the effective context to the root: request headers are then not available.
-    this.report("effective-root", setEffectiveContext(this.root.id));
+    const switched = setEffectiveContext(this.root.id);
     getHeader(MapType.RequestHeaders, "x-probe");
     const rootSees = lastStatus;
     setEffectiveContext(this.id);
+    this.report("effective-root", switched);
     this.report("root-headers", rootSees);
   }
 

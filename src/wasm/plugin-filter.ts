@@ -169,6 +169,9 @@ export class WasmPluginFilter implements Filter {
     if (b === undefined) return;
     this.bindings.delete(ctx);
     const { vm, stream } = b;
+    // The exchange ended while the plugin held the request (client gone): release the waiting hook
+    // so nothing stays pending; the server checks ctx.aborted before going on.
+    if (stream.paused) stream.resume(undefined);
     if (!this.alive(b)) {
       vm.forgetStream(stream);
       return;
@@ -269,7 +272,7 @@ export class WasmPluginFilter implements Filter {
       s.failed = true;
       s.resume(undefined);
     }, this.config.limits.pause_ms);
-    timer.unref();
+
     return s.wait().then((result) => {
       clearTimeout(timer);
       if (s.failed || !b.vm.usable) {

@@ -347,7 +347,7 @@ export class PluginVm {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error('plugin HTTP call timed out')), Math.max(1, request.timeoutMs));
-      timer.unref();
+
     });
     Promise.race([this.deps.httpCaller.call(request), timeout]).then(
       (res) => {

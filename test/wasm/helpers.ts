@@ -1,7 +1,8 @@
 /** Shared by the Wasm host tests: built example plugins, request contexts, a log that records. */
 
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -96,4 +97,37 @@ export function finishResponse(filter: WasmPluginFilter, ctx: RequestContext, st
   ctx.status = status;
   filter.onResponseHeaders?.(ctx);
   filter.onDone?.(ctx);
+}
+
+interface BinaryenModule {
+  validate(): number;
+  emitBinary(): Uint8Array;
+  dispose(): void;
+}
+type Binaryen = { parseText(text: string): BinaryenModule };
+
+let binaryen: Binaryen | undefined;
+
+/**
+ * WebAssembly text → binary, with the Binaryen that AssemblyScript installs (the plugin build uses
+ * it too). For test modules no SDK would produce: odd memories, missing markers, other ABI versions.
+ */
+export async function assemble(wat: string): Promise<Uint8Array> {
+  // A variable specifier: binaryen ships no types that this project's compiler settings accept.
+  const specifier = 'binaryen';
+  binaryen ??= ((await import(specifier)) as { default: Binaryen }).default;
+  const mod = binaryen.parseText(wat);
+  try {
+    if (!mod.validate()) throw new Error('test module does not validate');
+    return mod.emitBinary();
+  } finally {
+    mod.dispose();
+  }
+}
+
+/** Writes a module to a fresh temporary file and returns its path. */
+export async function moduleFile(wat: string, name = 'test.wasm'): Promise<string> {
+  const file = join(mkdtempSync(join(tmpdir(), 'sluice-wasm-')), name);
+  writeFileSync(file, await assemble(wat));
+  return file;
 }
