@@ -235,9 +235,9 @@ export class PluginVm {
   }
 
   onRequestHeaders(stream: HttpStream, endOfStream: boolean): number {
+    stream.requestHeadersDelivered = true;
     const f = this.exports.proxy_on_request_headers;
     if (!f) return Action.Continue;
-    stream.requestHeadersDelivered = true;
     const n = stream.requestHeaderCount();
     return this.withContext(stream, 'proxy_on_request_headers', () =>
       this.legacy ? f(stream.id, n) : f(stream.id, n, endOfStream ? 1 : 0),
@@ -251,9 +251,9 @@ export class PluginVm {
   }
 
   onResponseHeaders(stream: HttpStream, endOfStream: boolean): number {
+    stream.responseHeadersDelivered = true;
     const f = this.exports.proxy_on_response_headers;
     if (!f) return Action.Continue;
-    stream.responseHeadersDelivered = true;
     const n = stream.responseHeaders.size;
     return this.withContext(stream, 'proxy_on_response_headers', () =>
       this.legacy ? f(stream.id, n) : f(stream.id, n, endOfStream ? 1 : 0),

@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+import { PluginSchema, WasmPluginManager, type PluginConfigInput } from '../../src/wasm/index.js';
+import { ModuleCache } from '../../src/wasm/module-loader.js';
+import { chatContext, finishResponse, pluginPath, recordingDeps, runRequest } from './helpers.js';
+
+const parse = (list: PluginConfigInput[]) => list.map((p) => PluginSchema.parse(p));
+
+describe('hot reload through WasmPluginManager', () => {
+  it('keeps an unchanged plugin running, replaces a changed one, retires a removed one; in-flight requests finish', async () => {
+    const deps = recordingDeps();
+    const manager = new WasmPluginManager(deps);
+    const rewriter = (value: string): PluginConfigInput => ({
+      name: 'rewriter',
+      path: pluginPath('header-rewriter'),
+      config: { request: { set: { 'x-version': value } } },
+    });
+    const meter: PluginConfigInput = { name: 'meter', path: pluginPath('usage-meter'), config: { tick_ms: 1000 } };
+
+    const v1 = await manager.prepare(parse([rewriter('1'), meter]));
+    manager.activate(v1);
+    const inflight = chatContext();
+    await v1.get('rewriter')!.onRequestHeaders!(inflight);
+
+    // Same meter, new rewriter config.
+    const v2 = await manager.prepare(parse([rewriter('2'), meter]));
+    assert.equal(v2.get('meter'), v1.get('meter'), 'unchanged plugin keeps its filter and instance');
+    assert.notEqual(v2.get('rewriter'), v1.get('rewriter'));
+    manager.activate(v2);
+
+    // The request that started on v1 finishes on v1's instance.
+    await v1.get('rewriter')!.onRequestBody!(inflight);
+    finishResponse(v1.get('rewriter')!, inflight);
+    assert.equal(inflight.upstreamHeaderEdits.set['x-version'], '1');
+
+    const fresh = chatContext();
+    await runRequest(v2.get('rewriter')!, fresh);
+    assert.equal(fresh.upstreamHeaderEdits.set['x-version'], '2');
+
+    // Remove the meter: its runtime is disposed (ticks stop).
+    const v3 = await manager.prepare(parse([rewriter('2')]));
+    assert.equal(v3.get('rewriter'), v2.get('rewriter'));
+    manager.activate(v3);
+    assert.equal(v2.get('meter')!.runtime.current?.usable, false);
+    manager.close();
+  });
+
+  it('a reload with a plugin that cannot start fails as a whole and leaves the live set alone', async () => {
+    const manager = new WasmPluginManager(recordingDeps());
+    const good = await manager.prepare(parse([{ name: 'noop', path: pluginPath('noop') }]));
+    manager.activate(good);
+    await assert.rejects(
+      manager.prepare(parse([{ name: 'noop', path: pluginPath('noop') }, { name: 'bad', path: pluginPath('system-prompt'), config: {} }])),
+      /rejected its configuration/,
+    );
+    const ctx = chatContext();
+    assert.equal(await runRequest(good.get('noop')!, ctx), undefined);
+    manager.close();
+  });
+
+  it('compiles a module once per hash, whatever its path; checks sha256; loads file URLs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-wasm-'));
+    const copy = join(dir, 'copy.wasm');
+    copyFileSync(pluginPath('noop'), copy);
+    const sha = createHash('sha256').update(readFileSync(copy)).digest('hex');
+    const cache = new ModuleCache();
+    const a = await cache.load({ name: 'a', path: pluginPath('noop') }, 1024);
+    const b = await cache.load({ name: 'b', url: pathToFileURL(copy).href, sha256: sha }, 1024);
+    assert.equal(a, b);
+    assert.equal(cache.size, 1);
+    await assert.rejects(cache.load({ name: 'c', path: copy, sha256: '0'.repeat(64) }, 1024), /sha256 mismatch/);
+    writeFileSync(join(dir, 'junk.wasm'), 'not wasm');
+    await assert.rejects(cache.load({ name: 'd', path: join(dir, 'junk.wasm') }, 1024), /not a WebAssembly binary/);
+    await assert.rejects(cache.load({ name: 'e', path: join(dir, 'missing.wasm') }, 1024), /cannot read .*ENOENT/);
+  });
+});
