@@ -16,6 +16,7 @@ import { ModelRouter } from '../routing/model-router.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { startMockServer } from '../mock/server.js';
 import { mockCliOptions, MOCK_CLI_HELP } from './mock-options.js';
+import { generateKey, hashKey } from '../governance/keys.js';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 78 } as const;
 
@@ -30,6 +31,8 @@ Usage:
   sluice validate FILE
   sluice schema
   sluice mock [--port N] [mock options]      a standalone fake model server (for tests and benchmarks)
+  sluice hash-key [KEY | -]                  the hash to list under consumers[].keys; without KEY a new
+                                             key is made and printed with its hash; - reads KEY from stdin
   sluice --help | --version
 
 start:
@@ -71,6 +74,8 @@ export async function main(argv: string[]): Promise<number> {
         return EXIT.ok;
       case 'mock':
         return await mock(rest);
+      case 'hash-key':
+        return await hashKeyCommand(rest);
       default:
         process.stderr.write(`sluice: unknown command "${command}". Run \`sluice --help\` for the commands.\n`);
         return EXIT.usage;
@@ -196,6 +201,7 @@ async function start(args: string[]): Promise<number> {
         workers: () => supervisor.workers(),
         apply: (next, reason) => supervisor.apply(next, reason),
         reload: (reason) => supervisor.reloadFromSource(reason),
+        keys: supervisor.keyStore,
       },
       {
         host: config.admin.host,
@@ -262,6 +268,26 @@ function printBanner(config: Config, host: string, port: number, workers: number
 function displayHost(host: string): string {
   const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   return shown.includes(':') ? `[${shown}]` : shown;
+}
+
+/** Consumer keys: config files hold only their hashes. */
+async function hashKeyCommand(args: string[]): Promise<number> {
+  if (args.length > 1) throw new UsageError('hash-key takes at most one KEY (or - to read it from stdin)');
+  const arg = args[0];
+  if (arg === undefined) {
+    const key = generateKey();
+    process.stdout.write(`key:  ${key}\nhash: ${hashKey(key)}\n\nGive the key to the consumer; put only the hash in consumers[].keys.\n`);
+    return EXIT.ok;
+  }
+  let key = arg;
+  if (arg === '-') {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    key = Buffer.concat(chunks).toString('utf8').trim();
+  }
+  if (key === '') throw new UsageError('the key is empty');
+  process.stdout.write(`${hashKey(key)}\n`);
+  return EXIT.ok;
 }
 
 async function mock(args: string[]): Promise<number> {

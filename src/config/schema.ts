@@ -224,6 +224,32 @@ export const RedisSchema = z
   })
   .strict();
 
+const KEY_HASH = /^sha256:[0-9a-f]{64}$/;
+
+export const ConsumerSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, 'must be letters, digits, ".", "_", "@" or "-"')
+      .describe('Who is calling: shown in logs and metrics, used by limits and budgets.'),
+    keys: z
+      .array(z.string().regex(KEY_HASH, 'must be a key hash printed by `sluice hash-key` (sha256:…), never the key itself'))
+      .default([])
+      .describe('Hashes of the API keys this consumer presents (Authorization: Bearer or x-api-key).'),
+    models: z.array(modelPattern).min(1).optional().describe('Client-facing models (names or patterns) this consumer may use; default all.'),
+    labels: z.record(z.string().min(1).max(64), z.string().max(256)).optional().describe('Free-form labels (team, tier) for logs.'),
+  })
+  .strict();
+
+export const AuthSchema = z
+  .object({
+    required: z
+      .boolean()
+      .default(false)
+      .describe('Require a consumer key even when no consumer lists a key in config (keys made through the admin API only). Configured consumers always require one.'),
+  })
+  .strict();
+
 export const AccessLogSchema = z
   .object({
     enabled: z.boolean().default(false).describe('One JSON line per request.'),
@@ -331,6 +357,8 @@ export const ConfigSchema = z
     rules: z.array(RuleSchema).default([]).describe('Canary and header rules, tried in order before the model routes.'),
     retry: RetrySchema.default(RetrySchema.parse({})).describe('Retry policy of every route that sets none, and the retry budget of every provider.'),
     redis: RedisSchema.optional().describe('Cluster state shared by several gateway nodes.'),
+    consumers: z.array(ConsumerSchema).default([]).describe('API consumers and their keys; with any configured, every request needs a key.'),
+    auth: AuthSchema.default(AuthSchema.parse({})),
     access_log: AccessLogSchema.default(AccessLogSchema.parse({})),
     filters: z.array(FilterSchema).default([]),
   })
@@ -360,6 +388,19 @@ export const ConfigSchema = z
     cfg.rules.forEach((r, i) => {
       checkTargets(r.targets, ['rules', i, 'targets']);
       checkTargets(r.fallbacks, ['rules', i, 'fallbacks']);
+    });
+    const consumerNames = new Set<string>();
+    const keyOwners = new Map<string, string>();
+    cfg.consumers.forEach((c, i) => {
+      if (consumerNames.has(c.name)) ctx.addIssue({ code: 'custom', path: ['consumers', i, 'name'], message: `duplicate consumer "${c.name}"` });
+      consumerNames.add(c.name);
+      c.keys.forEach((k, j) => {
+        const owner = keyOwners.get(k);
+        if (owner !== undefined && owner !== c.name) {
+          ctx.addIssue({ code: 'custom', path: ['consumers', i, 'keys', j], message: `this key hash also belongs to consumer "${owner}"` });
+        }
+        keyOwners.set(k, c.name);
+      });
     });
     cfg.providers.forEach((p, i) => {
       if (p.endpoints !== undefined && p.base_url !== undefined) {
@@ -391,6 +432,7 @@ export type TargetConfig = z.output<typeof TargetSchema>;
 export type RuleConfig = z.output<typeof RuleSchema>;
 export type RedisConfig = z.output<typeof RedisSchema>;
 export type AccessLogConfig = z.output<typeof AccessLogSchema>;
+export type ConsumerConfig = z.output<typeof ConsumerSchema>;
 export type HealthCheckConfig = z.output<typeof HealthCheckSchema>;
 export type AdminConfig = z.output<typeof AdminSchema>;
 

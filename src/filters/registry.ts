@@ -12,7 +12,11 @@ import type { RuleSet } from '../routing/rules.js';
 import { bodyFilter } from './body.js';
 import { headersFilter } from './headers.js';
 
-export function buildFilterChain(configs: readonly FilterConfig[], router: ModelRouter, rules: RuleSet): FilterChain {
+/**
+ * `first`: filters that run before all configured ones (authentication), so nothing a configured
+ * filter does can be reached without a key.
+ */
+export function buildFilterChain(configs: readonly FilterConfig[], router: ModelRouter, rules: RuleSet, first: readonly Filter[] = []): FilterChain {
   const filters: Filter[] = [];
   let hasModel = false;
   for (const cfg of configs) {
@@ -30,5 +34,5 @@ export function buildFilterChain(configs: readonly FilterConfig[], router: Model
     }
   }
   if (!hasModel) filters.unshift(modelFilter(router, rules));
-  return new FilterChain(filters);
+  return new FilterChain([...first, ...filters]);
 }

@@ -33,6 +33,7 @@ export class AccessLog {
     const line = JSON.stringify({
       time: new Date().toISOString(),
       request_id: ctx.id,
+      consumer: ctx.consumer,
       method: ctx.method,
       path: ctx.path,
       model: ctx.model || undefined,

@@ -23,6 +23,8 @@ export class RequestContext {
   /** The model the client asked for. */
   model = '';
   stream = false;
+  /** The consumer the key belongs to (auth filter); undefined when unauthenticated. */
+  consumer: string | undefined = undefined;
   /** Set by the model filter. */
   route: ResolvedRoute | undefined = undefined;
   /** Edits to apply to the upstream request's headers, after the provider set its own. */

@@ -14,6 +14,8 @@ import { ModelRouter, routeRetry } from '../routing/model-router.js';
 import { buildProviderGroups, type ProviderGroup } from '../routing/provider-group.js';
 import { RuleSet } from '../routing/rules.js';
 import type { SharedMemory } from '../shm/shared-memory.js';
+import { authFilter } from '../governance/auth-filter.js';
+import { ConsumerDirectory, type KeyRing } from '../governance/consumers.js';
 
 export interface Snapshot {
   readonly generation: number;
@@ -24,12 +26,20 @@ export interface Snapshot {
   /** Per provider: its endpoints, balancer, outlier detection, key pool and retry budget. */
   readonly groups: ReadonlyMap<string, ProviderGroup>;
   readonly chain: FilterChain;
+  readonly consumers: ConsumerDirectory;
   /** Provider name → models it reported at `/v1/models` (self-hosted servers). */
   readonly discovered: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface SnapshotDeps {
   env: Readonly<Record<string, string | undefined>>;
+}
+
+/** What outlives snapshots in one worker and every snapshot reads. */
+export interface WorkerState {
+  readonly shm: SharedMemory;
+  /** Keys made through the admin API. */
+  readonly keys: KeyRing;
 }
 
 /**
@@ -59,14 +69,16 @@ export function buildSnapshot(
   generation: number,
   providers: ReadonlyMap<string, Provider>,
   discovered: ReadonlyMap<string, readonly string[]>,
-  shm: SharedMemory,
+  state: WorkerState,
 ): Snapshot {
   const retry = routeRetry(config.retry);
   const router = new ModelRouter(config.models, providers, discovered, retry);
   const rules = new RuleSet(config.rules, providers, retry);
-  const groups = buildProviderGroups(providers, config.providers, config.retry.budget, shm);
-  const chain = buildFilterChain(config.filters, router, rules);
-  return Object.freeze({ generation, config, providers, router, rules, groups, chain, discovered });
+  const groups = buildProviderGroups(providers, config.providers, config.retry.budget, state.shm);
+  const consumers = new ConsumerDirectory(config.consumers, state.keys, config.auth.required);
+  const first = consumers.enforced ? [authFilter(consumers)] : [];
+  const chain = buildFilterChain(config.filters, router, rules, first);
+  return Object.freeze({ generation, config, providers, router, rules, groups, chain, consumers, discovered });
 }
 
 /** Release the connections of providers the next snapshot no longer uses. */

@@ -20,6 +20,8 @@ import { ConfigError, parseConfig, type Env } from '../config/load.js';
 import { redactConfig } from '../config/redact.js';
 import type { Config } from '../config/schema.js';
 import { describeError, log } from '../observability/logger.js';
+import type { RuntimeKey } from '../governance/consumers.js';
+import { KeyStoreError } from '../governance/key-store.js';
 
 export interface AdminBackend {
   readonly generation: number;
@@ -28,9 +30,30 @@ export interface AdminBackend {
   /** Validate and apply; throws ConfigError (→ 400) when invalid. Resolves to the new generation. */
   apply(config: Config, reason: string): Promise<number>;
   reload(reason: string): Promise<number>;
+  /** Consumer keys made at run time (absent: those routes answer 404). */
+  keys?: {
+    list(): RuntimeKey[];
+    create(consumer: string): Promise<{ key: string; record: RuntimeKey }>;
+    revoke(id: string): Promise<boolean>;
+  };
 }
 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+/** A runtime key as the admin API shows it: never the hash, only a hint of the key's end. */
+function publicKey(k: RuntimeKey): Record<string, unknown> {
+  return { id: k.id, consumer: k.consumer, created_at: k.createdAt, hint: k.hint };
+}
+
+function parseJsonObject(text: string | undefined): Record<string, unknown> | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const v = JSON.parse(text) as unknown;
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;
@@ -136,8 +159,47 @@ export async function startAdminServer(
       case 'POST /admin/reload':
         await applyOrExplain(res, () => backend.reload('admin api'));
         return;
+      case 'GET /admin/keys':
+        if (!backend.keys) break;
+        reply(res, 200, { keys: backend.keys.list().map(publicKey) });
+        return;
+      case 'POST /admin/keys': {
+        if (!backend.keys) break;
+        const body = parseJsonObject(await readBody(req));
+        const consumer = body?.consumer;
+        if (typeof consumer !== 'string') {
+          reply(res, 400, { error: { message: 'send {"consumer": "NAME"}' } });
+          return;
+        }
+        if (!backend.config.consumers.some((c) => c.name === consumer)) {
+          reply(res, 404, { error: { message: `no consumer "${consumer.slice(0, 64)}" in the config` } });
+          return;
+        }
+        await keyCall(res, async () => {
+          const made = await backend.keys!.create(consumer);
+          // The key itself is shown this once; only its hash is kept anywhere.
+          reply(res, 201, { key: made.key, ...publicKey(made.record) });
+        });
+        return;
+      }
       default:
-        reply(res, url?.startsWith('/admin/') ? 405 : 404, { error: { message: `no admin route ${route}` } });
+        if (req.method === 'DELETE' && url?.startsWith('/admin/keys/') && backend.keys) {
+          const id = decodeURIComponent(url.slice('/admin/keys/'.length));
+          await keyCall(res, async () => {
+            if (await backend.keys!.revoke(id)) reply(res, 200, { revoked: id });
+            else reply(res, 404, { error: { message: `no key ${id.slice(0, 64)}` } });
+          });
+          return;
+        }
+    }
+    reply(res, url?.startsWith('/admin/') ? 405 : 404, { error: { message: `no admin route ${route}` } });
+  }
+
+  async function keyCall(res: ServerResponse, run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
+    } catch (err) {
+      reply(res, err instanceof KeyStoreError ? err.status : 500, { error: { message: (err as Error).message } });
     }
   }
 

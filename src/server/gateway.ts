@@ -17,7 +17,8 @@ import { discoverModels } from '../runtime/discovery.js';
 import { SharedMemory } from '../shm/shared-memory.js';
 import { AccessLog } from '../observability/access-log.js';
 import type { RequestContext } from '../pipeline/context.js';
-import { buildSnapshot, closeProviders, createProviders, type Snapshot, type SnapshotDeps } from '../runtime/snapshot.js';
+import { buildSnapshot, closeProviders, createProviders, type Snapshot, type SnapshotDeps, type WorkerState } from '../runtime/snapshot.js';
+import { KeyRing, type RuntimeKey } from '../governance/consumers.js';
 import { handleModelRequest, type ProxyHost } from './proxy.js';
 import type { ResponseRelay } from './relay.js';
 
@@ -32,6 +33,8 @@ export interface GatewayOptions extends SnapshotDeps {
   probePort?: boolean;
   /** The shared-memory segment (worker processes); absent in a lone in-process gateway. */
   shm?: SharedMemory;
+  /** Keys made through the admin API, known when the worker starts. */
+  runtimeKeys?: readonly RuntimeKey[];
   /** How long to wait for self-hosted servers' `/v1/models` at start and reload. */
   discoveryTimeoutMs?: number;
   /** How often to ask self-hosted servers again (they may start after the gateway). */
@@ -76,7 +79,7 @@ export class Gateway implements ProxyHost {
   private constructor(
     snapshot: Snapshot,
     private readonly opts: GatewayOptions,
-    private readonly shm: SharedMemory,
+    private readonly state: WorkerState,
   ) {
     this.current = snapshot;
     this.accessLog = AccessLog.open(snapshot.config.access_log);
@@ -87,9 +90,10 @@ export class Gateway implements ProxyHost {
   static async start(opts: GatewayOptions): Promise<Gateway> {
     assertNativeUws();
     // Without a supervisor's segment (an embedded gateway) the same counters live in this process.
-    const shm = opts.shm ?? SharedMemory.private();
-    const snapshot = await Gateway.prepare(opts.config, opts.generation ?? 1, opts, undefined, shm);
-    const gw = new Gateway(snapshot, opts, shm);
+    const state: WorkerState = { shm: opts.shm ?? SharedMemory.private(), keys: new KeyRing() };
+    if (opts.runtimeKeys) state.keys.replace(opts.runtimeKeys);
+    const snapshot = await Gateway.prepare(opts.config, opts.generation ?? 1, opts, undefined, state);
+    const gw = new Gateway(snapshot, opts, state);
     await gw.listen(opts.host ?? opts.config.server.host, opts.port ?? opts.config.server.port);
     gw.startTimers();
     return gw;
@@ -115,6 +119,11 @@ export class Gateway implements ProxyHost {
     this.relays.delete(relay);
   }
 
+  /** Keys made or revoked through the admin API, as the supervisor sends them (the whole set). */
+  setRuntimeKeys(keys: readonly RuntimeKey[]): void {
+    this.state.keys.replace(keys);
+  }
+
   requestEnded(ctx: RequestContext): void {
     this.accessLog?.write(ctx);
   }
@@ -122,7 +131,7 @@ export class Gateway implements ProxyHost {
   /** Validate-and-swap: on any error the running snapshot stays. */
   async reload(config: Config, generation?: number): Promise<Snapshot> {
     const previous = this.current;
-    const next = await Gateway.prepare(config, generation ?? previous.generation + 1, this.opts, previous, this.shm);
+    const next = await Gateway.prepare(config, generation ?? previous.generation + 1, this.opts, previous, this.state);
     this.current = next;
     this.retireProviders(previous, next);
     if (JSON.stringify(previous.config.access_log) !== JSON.stringify(next.config.access_log)) {
@@ -164,7 +173,7 @@ export class Gateway implements ProxyHost {
     generation: number,
     opts: GatewayOptions,
     previous: Snapshot | undefined,
-    shm: SharedMemory,
+    state: WorkerState,
   ): Promise<Snapshot> {
     const reuse = new Map<string, Provider>();
     if (previous) {
@@ -182,7 +191,7 @@ export class Gateway implements ProxyHost {
     for (const pc of config.providers) providers.set(pc.name, (reuse.get(pc.name) ?? fresh.get(pc.name)) as Provider);
     const discovered = await Gateway.discover(providers, opts.discoveryTimeoutMs ?? 5_000);
     try {
-      return buildSnapshot(config, generation, providers, discovered, shm);
+      return buildSnapshot(config, generation, providers, discovered, state);
     } catch (err) {
       await closeProviders(fresh.values());
       throw err;
@@ -236,7 +245,7 @@ export class Gateway implements ProxyHost {
       discovered.size === snap.discovered.size &&
       [...discovered].every(([k, v]) => JSON.stringify(v) === JSON.stringify(snap.discovered.get(k)));
     if (same) return;
-    this.current = buildSnapshot(snap.config, snap.generation, snap.providers, discovered, this.shm);
+    this.current = buildSnapshot(snap.config, snap.generation, snap.providers, discovered, this.state);
   }
 
   // ── serving ────────────────────────────────────────────────────────────────────────────────

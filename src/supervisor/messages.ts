@@ -1,9 +1,12 @@
 /** The IPC protocol between the supervisor and its workers (Node's child_process channel). */
 
 import type { ConfigInput } from '../config/schema.js';
+import type { RuntimeKey } from '../governance/consumers.js';
 
 export type ToWorker =
-  | { type: 'start'; index: number; config: ConfigInput; generation: number; host: string; port: number; shm: string }
+  | { type: 'start'; index: number; config: ConfigInput; generation: number; host: string; port: number; shm: string; keys: RuntimeKey[] }
+  /** The whole set of runtime keys, after any change. */
+  | { type: 'keys'; keys: RuntimeKey[] }
   | { type: 'config'; config: ConfigInput; generation: number }
   | { type: 'drain'; graceMs: number }
   | { type: 'stats'; id: number };

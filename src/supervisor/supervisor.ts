@@ -16,6 +16,7 @@ import { assertPortFree } from '../server/gateway.js';
 import { removeStaleSegments, segmentName } from '../shm/segment.js';
 import { SharedMemory } from '../shm/shared-memory.js';
 import { NodeAgents } from './node-agents.js';
+import { RuntimeKeyStore } from '../governance/key-store.js';
 import type { FromWorker, ToWorker } from './messages.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -72,12 +73,15 @@ export class Supervisor {
   private statsSeq = 0;
   private readonly exitWaiters = new Set<() => void>();
   private readonly agents: NodeAgents;
+  /** Consumer keys made through the admin API (persisted in Redis when configured). */
+  readonly keyStore: RuntimeKeyStore;
 
   private constructor(
     private readonly opts: SupervisorOptions,
     private readonly shm: SharedMemory,
   ) {
     this.agents = new NodeAgents(shm);
+    this.keyStore = new RuntimeKeyStore((keys) => this.broadcast({ type: 'keys', keys: [...keys] }));
     this.config = opts.config;
     this.port = opts.port;
     this.slots = Array.from({ length: opts.workers }, (_, index) => ({
@@ -105,6 +109,7 @@ export class Supervisor {
     // would also clean it, but only then).
     process.once('exit', () => shm.unlink());
     const sup = new Supervisor({ ...opts, port }, shm);
+    await sup.keyStore.configure(opts.config.redis);
     try {
       await Promise.all(sup.slots.map((s) => sup.spawn(s)));
     } catch (err) {
@@ -168,6 +173,7 @@ export class Supervisor {
         host: this.opts.host,
         port: this.port,
         shm: this.shm.name,
+        keys: this.keyStore.list(),
       });
       if (child.pid !== undefined) this.shm.workers.register(slot.index, child.pid);
     });
@@ -288,6 +294,7 @@ export class Supervisor {
     }
     // Building the providers is the part of validation the schema cannot do (types, keys, URLs).
     this.updateAgents(config);
+    void this.keyStore.configure(config.redis);
     const generation = this.generation + 1;
     this.generation = generation;
     this.config = config;
@@ -332,6 +339,13 @@ export class Supervisor {
       this.agents.update(config, providers);
     } finally {
       void closeProviders(providers.values());
+    }
+  }
+
+  /** To every worker that is up or starting (a starting one queues it until its gateway runs). */
+  private broadcast(msg: ToWorker): void {
+    for (const slot of this.slots) {
+      if (slot.child && (slot.state === 'ready' || slot.state === 'starting')) this.post(slot.child, msg);
     }
   }
 
@@ -397,7 +411,7 @@ export class Supervisor {
       this.exitWaiters.clear();
     }
     for (const slot of this.slots) slot.child?.kill('SIGKILL');
-    await this.agents.stop();
+    await Promise.all([this.agents.stop(), this.keyStore.stop()]);
     this.shm.unlink();
   }
 }

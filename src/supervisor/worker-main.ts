@@ -34,6 +34,10 @@ async function handle(msg: ToWorker): Promise<void> {
       }
       return;
     }
+    case 'keys':
+      await started;
+      gateway?.setRuntimeKeys(msg.keys);
+      return;
     case 'drain': {
       if (draining) return;
       draining = true;
@@ -61,6 +65,7 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
       // The supervisor checked the port once; siblings share it through SO_REUSEPORT.
       probePort: false,
       shm,
+      runtimeKeys: msg.keys,
     });
   } catch (err) {
     send({ type: 'fatal', message: (err as Error).message, configError: err instanceof ConfigError });

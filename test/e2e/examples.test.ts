@@ -5,6 +5,7 @@
  */
 
 import { SharedMemory } from '../../src/shm/shared-memory.js';
+import { KeyRing } from '../../src/governance/consumers.js';
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -56,7 +57,7 @@ describe('examples/', () => {
         const providers = createProviders(config.providers, { env });
         built.push(...providers.values());
         assert.deepEqual([...providers.keys()], config.providers.map((p) => p.name));
-        const snapshot = buildSnapshot(config, 1, providers, new Map(), SharedMemory.private());
+        const snapshot = buildSnapshot(config, 1, providers, new Map(), { shm: SharedMemory.private(), keys: new KeyRing() });
         for (const route of config.models) {
           if (!/[*?]/.test(route.name)) assert.ok(snapshot.router.resolve(route.name), `route ${route.name} resolves`);
         }

@@ -1,0 +1,52 @@
+/**
+ * Consumer API keys: how they are made, presented and stored. Keys are random tokens with 190 bits of
+ * entropy, so an unsalted SHA-256 is the right store (as for GitHub or Stripe tokens): nothing to
+ * brute-force, and a lookup is one hash. Only the hash is ever kept, in config, Redis or memory.
+ */
+
+import { createHash, randomBytes } from 'node:crypto';
+
+export const KEY_PREFIX = 'sk-sluice-';
+const HASH_PREFIX = 'sha256:';
+const HASH_PATTERN = /^sha256:[0-9a-f]{64}$/;
+
+/** A new key: `sk-sluice-` and 32 base62 characters. */
+export function generateKey(): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  // Rejection sampling keeps every character uniform (256 is not a multiple of 62).
+  let out = '';
+  while (out.length < 32) {
+    for (const b of randomBytes(48)) {
+      if (b < 248 && out.length < 32) out += alphabet[b % 62];
+    }
+  }
+  return KEY_PREFIX + out;
+}
+
+/** `sha256:<hex>`: what config files, Redis and the admin API store. */
+export function hashKey(key: string): string {
+  return HASH_PREFIX + createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+export function isKeyHash(value: string): boolean {
+  return HASH_PATTERN.test(value);
+}
+
+/** The last characters of a key, so people can tell their keys apart in listings. */
+export function keyHint(key: string): string {
+  return `…${key.slice(-4)}`;
+}
+
+/**
+ * The key a client presented: `Authorization: Bearer KEY` (OpenAI SDKs) or `x-api-key: KEY`
+ * (Anthropic SDKs). Undefined when neither carries one.
+ */
+export function presentedKey(headers: Readonly<Record<string, string>>): string | undefined {
+  const auth = headers.authorization;
+  if (auth !== undefined) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    if (m) return m[1];
+  }
+  const key = headers['x-api-key']?.trim();
+  return key ? key : undefined;
+}
