@@ -135,6 +135,20 @@ export function removeHeader(map: MapType, key: string): u32 {
   return host.proxy_remove_header_map_value(map, changetype<usize>(k), k.byteLength);
 }
 
+// Variants over bytes encoded once (e.g. at configure time), for per-request hot paths.
+
+export function addHeaderBytes(map: MapType, key: ArrayBuffer, value: ArrayBuffer): u32 {
+  return host.proxy_add_header_map_value(map, changetype<usize>(key), key.byteLength, changetype<usize>(value), value.byteLength);
+}
+
+export function replaceHeaderBytes(map: MapType, key: ArrayBuffer, value: ArrayBuffer): u32 {
+  return host.proxy_replace_header_map_value(map, changetype<usize>(key), key.byteLength, changetype<usize>(value), value.byteLength);
+}
+
+export function removeHeaderBytes(map: MapType, key: ArrayBuffer): u32 {
+  return host.proxy_remove_header_map_value(map, changetype<usize>(key), key.byteLength);
+}
+
 export function getHeaderPairs(map: MapType): Array<Pair> {
   lastStatus = host.proxy_get_header_map_pairs(map, RET_PTR, RET_LEN);
   return lastStatus == Status.Ok ? parsePairs(takeBytes()) : new Array<Pair>();

@@ -6,15 +6,32 @@
 export * from "../sdk/exports";
 import {
   Action, HttpContext, LogLevel, MapType, Pair, RootContext, BufferType,
-  addHeader, getBufferString, getHeaderPairs, log, removeHeader, replaceHeader, setHeaderPairs, setRootContextFactory,
+  addHeaderBytes, getBufferString, getHeaderPairs, log, removeHeaderBytes, replaceHeaderBytes, setHeaderPairs,
+  setRootContextFactory,
 } from "../sdk/proxy-wasm";
 import { Json, Kind, parseJson } from "../sdk/json";
 
+/** A name and value encoded once, at configure time, so requests pay no string encoding. */
+class Encoded {
+  key: ArrayBuffer;
+  value: ArrayBuffer;
+  constructor(p: Pair) {
+    this.key = String.UTF8.encode(p.key);
+    this.value = String.UTF8.encode(p.value);
+  }
+}
+
 class Edits {
-  replace: Array<Pair> = new Array<Pair>();
-  append: Array<Pair> = new Array<Pair>();
-  remove: Array<string> = new Array<string>();
+  replace: Array<Encoded> = new Array<Encoded>();
+  append: Array<Encoded> = new Array<Encoded>();
+  remove: Array<ArrayBuffer> = new Array<ArrayBuffer>();
   rename: Array<Pair> = new Array<Pair>();
+}
+
+function encodeAll(pairs: Array<Pair>): Array<Encoded> {
+  const out = new Array<Encoded>();
+  for (let i = 0; i < pairs.length; i++) out.push(new Encoded(pairs[i]));
+  return out;
 }
 
 function pairsOf(o: Json | null): Array<Pair> {
@@ -30,20 +47,20 @@ function pairsOf(o: Json | null): Array<Pair> {
 function editsOf(o: Json | null): Edits {
   const e = new Edits();
   if (o === null || o.kind != Kind.Object) return e;
-  e.replace = pairsOf(o.get("set"));
-  e.append = pairsOf(o.get("add"));
+  e.replace = encodeAll(pairsOf(o.get("set")));
+  e.append = encodeAll(pairsOf(o.get("add")));
   e.rename = pairsOf(o.get("rename"));
   const r = o.get("remove");
   if (r !== null && r.kind == Kind.Array) {
-    for (let i = 0; i < r.items.length; i++) if (r.items[i].kind == Kind.String) e.remove.push(r.items[i].str);
+    for (let i = 0; i < r.items.length; i++) if (r.items[i].kind == Kind.String) e.remove.push(String.UTF8.encode(r.items[i].str));
   }
   return e;
 }
 
 function apply(map: MapType, e: Edits): void {
-  for (let i = 0; i < e.remove.length; i++) removeHeader(map, e.remove[i]);
-  for (let i = 0; i < e.replace.length; i++) replaceHeader(map, e.replace[i].key, e.replace[i].value);
-  for (let i = 0; i < e.append.length; i++) addHeader(map, e.append[i].key, e.append[i].value);
+  for (let i = 0; i < e.remove.length; i++) removeHeaderBytes(map, e.remove[i]);
+  for (let i = 0; i < e.replace.length; i++) replaceHeaderBytes(map, e.replace[i].key, e.replace[i].value);
+  for (let i = 0; i < e.append.length; i++) addHeaderBytes(map, e.append[i].key, e.append[i].value);
   if (e.rename.length > 0) {
     const pairs = getHeaderPairs(map);
     let changed = false;

@@ -5,7 +5,7 @@ import { PluginSchema, type PluginConfig, type PluginConfigInput } from './confi
 import { InProcessMetrics, InProcessSharedData, InProcessSharedQueues } from './in-process-stores.js';
 import { pagesFor } from './memory-cap.js';
 import { ModuleCache } from './module-loader.js';
-import { WasmPluginFilter, type ScopeFacts } from './plugin-filter.js';
+import { WasmPluginFilter, type RequestFacts } from './plugin-filter.js';
 import { PluginRuntime } from './plugin-runtime.js';
 import type { HostDeps } from './plugin-vm.js';
 import { noHttpCaller } from './seams.js';
@@ -36,7 +36,7 @@ const sharedCache = new ModuleCache();
 
 export interface CreateFilterOptions {
   baseDir?: string;
-  facts?: ScopeFacts;
+  facts?: RequestFacts;
   cache?: ModuleCache;
 }
 

@@ -7,8 +7,10 @@
 export type HeaderPairs = [string, string][];
 
 export class HeaderMap {
-  /** Set whenever a plugin changes the map, so the host only writes back what changed. */
-  dirty = false;
+  /** Bumped on every change, so the host writes back only maps that changed since it last looked. */
+  version = 0;
+  /** Names changed since the host last took them: write-back touches only these. */
+  private touched: Set<string> | undefined = undefined;
 
   constructor(public pairs: HeaderPairs = []) {}
 
@@ -29,13 +31,48 @@ export class HeaderMap {
     return undefined;
   }
 
+  private touch(key: string): void {
+    (this.touched ??= new Set()).add(key);
+    this.version++;
+  }
+
+  /** The names changed since the last call (undefined: none). */
+  takeTouched(): Set<string> | undefined {
+    const t = this.touched;
+    this.touched = undefined;
+    return t;
+  }
+
+  /** All values of a name folded with ", " (RFC 9110 list syntax); undefined when absent. */
+  joined(key: string): string | undefined {
+    let out: string | undefined;
+    for (const [k, v] of this.pairs) if (k === key) out = out === undefined ? v : `${out}, ${v}`;
+    return out;
+  }
+
   add(name: string, value: string): void {
-    this.pairs.push([name.toLowerCase(), value]);
-    this.dirty = true;
+    const key = name.toLowerCase();
+    this.pairs.push([key, value]);
+    this.touch(key);
   }
 
   replace(name: string, value: string): void {
     const key = name.toLowerCase();
+    const pairs = this.pairs;
+    let first = -1;
+    let repeats = false;
+    for (let i = 0; i < pairs.length; i++) {
+      if (pairs[i]![0] !== key) continue;
+      if (first < 0) first = i;
+      else repeats = true;
+    }
+    // The common case (one or no field of that name) needs no new array.
+    if (!repeats) {
+      if (first >= 0) pairs[first] = [key, value];
+      else pairs.push([key, value]);
+      this.touch(key);
+      return;
+    }
     let seen = false;
     const out: HeaderPairs = [];
     for (const p of this.pairs) {
@@ -47,18 +84,19 @@ export class HeaderMap {
     }
     if (!seen) out.push([key, value]);
     this.pairs = out;
-    this.dirty = true;
+    this.touch(key);
   }
 
   remove(name: string): void {
     const key = name.toLowerCase();
     this.pairs = this.pairs.filter((p) => p[0] !== key);
-    this.dirty = true;
+    this.touch(key);
   }
 
   setAll(pairs: HeaderPairs): void {
+    for (const [k] of this.pairs) this.touch(k);
     this.pairs = pairs.map(([k, v]) => [k.toLowerCase(), v]);
-    this.dirty = true;
+    for (const [k] of this.pairs) this.touch(k);
   }
 
   /** Folds repeats with ", " (RFC 9110 list syntax) for a one-value-per-name record. */

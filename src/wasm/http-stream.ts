@@ -13,18 +13,26 @@ export type StreamPhase = 'request' | 'response';
 export class HttpStream {
   private reqHeaders: HeaderMap | undefined;
   private resHeaders: HeaderMap | undefined;
-  readonly requestTrailers = new HeaderMap();
-  readonly responseTrailers = new HeaderMap();
+  private reqTrailers: HeaderMap | undefined;
+  private resTrailers: HeaderMap | undefined;
+  private props: Map<string, Uint8Array> | undefined;
 
-  requestBody: Uint8Array | undefined = undefined;
+  /**
+   * The request body as the plugin sees it. Set as a string or bytes by the filter; encoded to bytes
+   * only when the plugin reads or edits it, since most plugins never do.
+   */
+  private reqBody: Uint8Array | undefined = undefined;
+  private reqBodyText: string | undefined = undefined;
+  private reqBodySize = 0;
   requestBodyEdited = false;
   responseBody: Uint8Array | undefined = undefined;
   responseBodyEdited = false;
 
   /** Set by proxy_send_local_response. */
   localReply: LocalReply | undefined = undefined;
-  /** Values written by proxy_set_property, keyed by the dotted path. */
-  readonly properties = new Map<string, Uint8Array>();
+  /** Header versions the host last wrote back to the RequestContext. */
+  appliedRequestHeaders = 0;
+  appliedResponseHeaders = 0;
 
   /** While a filter hook waits for the plugin: the function that ends the wait. */
   private waiter: ((result: FilterResult) => void) | undefined = undefined;
@@ -61,8 +69,56 @@ export class HttpStream {
     return this.reqHeaders;
   }
 
-  get requestHeadersTouched(): boolean {
-    return this.reqHeaders !== undefined && this.reqHeaders.dirty;
+  /** True when the plugin changed the request headers since the host last wrote them back. */
+  get requestHeadersChanged(): boolean {
+    return this.reqHeaders !== undefined && this.reqHeaders.version !== this.appliedRequestHeaders;
+  }
+
+  get requestTrailers(): HeaderMap {
+    return (this.reqTrailers ??= new HeaderMap());
+  }
+
+  get responseTrailers(): HeaderMap {
+    return (this.resTrailers ??= new HeaderMap());
+  }
+
+  /** Values written by proxy_set_property, keyed by the dotted path. */
+  get properties(): Map<string, Uint8Array> {
+    return (this.props ??= new Map());
+  }
+
+  ownProperty(key: string): Uint8Array | undefined {
+    return this.props?.get(key);
+  }
+
+  setRequestBodyText(text: string): void {
+    this.reqBodyText = text;
+    this.reqBody = undefined;
+    this.reqBodySize = Buffer.byteLength(text, 'utf8');
+  }
+
+  setRequestBodyBytes(bytes: Uint8Array): void {
+    this.reqBodyText = undefined;
+    this.reqBody = bytes;
+    this.reqBodySize = bytes.byteLength;
+  }
+
+  get requestBodySize(): number {
+    return this.reqBodySize;
+  }
+
+  get requestBody(): Uint8Array | undefined {
+    if (this.reqBody === undefined && this.reqBodyText !== undefined) {
+      this.reqBody = Buffer.from(this.reqBodyText, 'utf8');
+      this.reqBodyText = undefined;
+    }
+    return this.reqBody;
+  }
+
+  set requestBody(bytes: Uint8Array | undefined) {
+    this.reqBodyText = undefined;
+    this.reqBody = bytes;
+    this.reqBodySize = bytes?.byteLength ?? 0;
   }
 
   /** Counted without building the map: the common plugin never asks for the pairs. */
@@ -70,6 +126,13 @@ export class HttpStream {
     if (this.reqHeaders !== undefined) return this.reqHeaders.size;
     let n = 4;
     for (const _ in this.ctx.headers) n++;
+    return n;
+  }
+
+  responseHeaderCount(): number {
+    if (this.resHeaders !== undefined) return this.resHeaders.size;
+    let n = this.ctx.status ? 1 : 0;
+    for (const _ in this.ctx.responseHeaders) n++;
     return n;
   }
 
@@ -84,10 +147,11 @@ export class HttpStream {
 
   resetResponseHeaders(): void {
     this.resHeaders = undefined;
+    this.appliedResponseHeaders = 0;
   }
 
-  get responseHeadersTouched(): boolean {
-    return this.resHeaders !== undefined && this.resHeaders.dirty;
+  get responseHeadersChanged(): boolean {
+    return this.resHeaders !== undefined && this.resHeaders.version !== this.appliedResponseHeaders;
   }
 
   get paused(): boolean {

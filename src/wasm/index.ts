@@ -6,7 +6,7 @@ export { noHttpCaller } from './seams.js';
 export { InProcessSharedData, InProcessSharedQueues, InProcessMetrics, type MetricSnapshot } from './in-process-stores.js';
 export { UpstreamHttpCaller, type UpstreamTarget } from './upstream-http-caller.js';
 export { WasmPluginManager, type PreparedPlugins } from './plugin-manager.js';
-export { WasmPluginFilter, type ScopeFacts } from './plugin-filter.js';
+export { WasmPluginFilter, type RequestFacts } from './plugin-filter.js';
 export { PluginRuntime, type PluginStats } from './plugin-runtime.js';
 export { PluginLoadError, ModuleCache } from './module-loader.js';
 export { createWasmPluginFilter, defaultHostDeps, logPluginMessage } from './factory.js';

@@ -32,12 +32,19 @@ interface Binding {
   responseEos: boolean;
 }
 
-/** Facts the filter needs that RequestContext does not carry yet. */
-export interface ScopeFacts {
-  consumer(ctx: RequestContext): string | undefined;
+/** Facts the filter needs that RequestContext does not carry (yet); the gateway provides them. */
+export interface RequestFacts {
+  /** The authenticated consumer's name, for `scope.consumers`. */
+  consumer?(ctx: RequestContext): string | undefined;
+  /**
+   * The body bytes as the client sent them. Used while no filter changed the body, so the plugin
+   * gets the client's bytes without a JSON.stringify of ctx.body.
+   */
+  rawBody?(ctx: RequestContext): Uint8Array | undefined;
 }
 
-const noFacts: ScopeFacts = { consumer: () => undefined };
+/** @deprecated name kept for the first integration; use RequestFacts. */
+export type ScopeFacts = RequestFacts;
 
 type HookResult = FilterResult | Promise<FilterResult>;
 
@@ -58,7 +65,7 @@ export class WasmPluginFilter implements Filter {
 
   constructor(
     readonly runtime: PluginRuntime,
-    facts: ScopeFacts = noFacts,
+    private readonly facts: RequestFacts = {},
   ) {
     const config = runtime.config;
     this.config = config;
@@ -74,7 +81,7 @@ export class WasmPluginFilter implements Filter {
         : (ctx) =>
             (models === undefined || matchesAny(models, ctx.model)) &&
             (routes === undefined || (ctx.route !== undefined && routes.has(ctx.route.plan.name))) &&
-            (consumers === undefined || consumers.has(facts.consumer(ctx) ?? '\0'));
+            (consumers === undefined || consumers.has(facts.consumer?.(ctx) ?? '\0'));
 
     const p = config.phases;
     // Hooks are own properties only when needed: the chain skips filters without a hook, and a
@@ -122,10 +129,12 @@ export class WasmPluginFilter implements Filter {
   private body(b: Binding): HookResult {
     if (!this.config.phases.request_body || !this.alive(b)) return undefined;
     const s = b.stream;
-    s.requestBody = Buffer.from(JSON.stringify(s.ctx.body), 'utf8');
+    const raw = s.ctx.bodyChanged ? undefined : this.facts.rawBody?.(s.ctx);
+    if (raw !== undefined) s.setRequestBodyBytes(raw);
+    else s.setRequestBodyText(JSON.stringify(s.ctx.body));
     return this.run(
       b,
-      () => b.vm.onRequestBody(s, s.requestBody!.byteLength, true),
+      () => b.vm.onRequestBody(s, s.requestBodySize, true),
       () => {
         this.applyRequestHeaders(b);
         this.applyRequestBody(b);
@@ -303,25 +312,29 @@ export class WasmPluginFilter implements Filter {
 
   private applyRequestHeaders(b: Binding): void {
     const s = b.stream;
-    if (!s.requestHeadersTouched) return;
+    if (!s.requestHeadersChanged) return;
+    const map = s.requestHeaders;
+    s.appliedRequestHeaders = map.version;
+    const touched = map.takeTouched();
+    if (touched === undefined) return;
     const ctx = s.ctx;
-    const final = s.requestHeaders.toRecord();
     const edits = ctx.upstreamHeaderEdits;
     const setKeys = (b.setKeys ??= new Set());
-    for (const k in final) {
-      if (ctx.headers[k] === final[k] && !setKeys.has(k)) continue;
-      edits.set[k] = final[k]!;
-      setKeys.add(k);
-      const at = edits.remove.indexOf(k);
-      if (at >= 0) edits.remove.splice(at, 1);
+    for (const k of touched) {
+      if (k.charCodeAt(0) === 58 /* ':' */) continue;
+      const v = map.joined(k);
+      if (v === undefined) {
+        if (!(k in ctx.headers) && !setKeys.has(k)) continue;
+        delete edits.set[k];
+        setKeys.delete(k);
+        if (!edits.remove.includes(k)) edits.remove.push(k);
+      } else if (v !== ctx.headers[k] || setKeys.has(k)) {
+        edits.set[k] = v;
+        setKeys.add(k);
+        const at = edits.remove.indexOf(k);
+        if (at >= 0) edits.remove.splice(at, 1);
+      }
     }
-    const gone = (k: string) => {
-      if (k in final) return;
-      delete edits.set[k];
-      if (!edits.remove.includes(k)) edits.remove.push(k);
-    };
-    for (const k in ctx.headers) gone(k);
-    for (const k of setKeys) gone(k);
   }
 
   private applyRequestBody(b: Binding): void {
@@ -341,11 +354,18 @@ export class WasmPluginFilter implements Filter {
 
   private applyResponseHeaders(b: Binding): void {
     const s = b.stream;
-    if (!s.responseHeadersTouched) return;
+    if (!s.responseHeadersChanged) return;
+    const map = s.responseHeaders;
+    s.appliedResponseHeaders = map.version;
+    const touched = map.takeTouched();
+    if (touched === undefined) return;
     const target = s.ctx.responseHeaders;
-    const final = s.responseHeaders.toRecord();
-    for (const k of Object.keys(target)) if (!(k in final)) delete target[k];
-    Object.assign(target, final);
+    for (const k of touched) {
+      if (k.charCodeAt(0) === 58 /* ':' */) continue;
+      const v = map.joined(k);
+      if (v === undefined) delete target[k];
+      else target[k] = v;
+    }
   }
 
   /** Edits replace the event's fields in place: codecs encode the event after the filters ran. */

@@ -10,7 +10,7 @@ import { ModuleCache } from './module-loader.js';
 import { pagesFor } from './memory-cap.js';
 import type { PluginConfig } from './config.js';
 import { PluginRuntime } from './plugin-runtime.js';
-import { WasmPluginFilter, type ScopeFacts } from './plugin-filter.js';
+import { WasmPluginFilter, type RequestFacts } from './plugin-filter.js';
 import type { HostDeps } from './plugin-vm.js';
 
 export type PreparedPlugins = ReadonlyMap<string, WasmPluginFilter>;
@@ -26,7 +26,7 @@ export class WasmPluginManager {
 
   constructor(
     private readonly deps: HostDeps,
-    private readonly facts?: ScopeFacts,
+    private readonly facts?: RequestFacts,
   ) {}
 
   async prepare(plugins: readonly PluginConfig[], options: PrepareOptions = {}): Promise<PreparedPlugins> {

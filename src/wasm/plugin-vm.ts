@@ -213,6 +213,23 @@ export class PluginVm {
     return trap;
   }
 
+  /**
+   * Calls a guest export with the effective context set, without allocating a closure: this runs
+   * several times per request. Extra arguments are ignored by Wasm functions that take fewer.
+   */
+  private call(stream: HttpStream | undefined, where: string, f: GuestFn, a: number, b = 0, c = 0): number {
+    if (this.broken) throw this.broken;
+    const prev = this.effective;
+    this.effective = stream;
+    try {
+      return f(a, b, c) as number;
+    } catch (err) {
+      throw this.fail(where, err);
+    } finally {
+      this.effective = prev;
+    }
+  }
+
   private withContext<T>(stream: HttpStream | undefined, where: string, f: () => T): T {
     const prev = this.effective;
     this.effective = stream;
@@ -230,7 +247,7 @@ export class PluginVm {
     if (this.nextContextId > 0x7fffffff) this.nextContextId = ROOT_CONTEXT_ID + 1;
     this.streams.set(stream.id, stream);
     const create = this.exports.proxy_on_context_create;
-    if (create) this.withContext(stream, 'proxy_on_context_create', () => create(stream.id, ROOT_CONTEXT_ID));
+    if (create) this.call(stream, 'proxy_on_context_create', create, stream.id, ROOT_CONTEXT_ID);
     return stream;
   }
 
@@ -239,38 +256,35 @@ export class PluginVm {
     const f = this.exports.proxy_on_request_headers;
     if (!f) return Action.Continue;
     const n = stream.requestHeaderCount();
-    return this.withContext(stream, 'proxy_on_request_headers', () =>
-      this.legacy ? f(stream.id, n) : f(stream.id, n, endOfStream ? 1 : 0),
-    ) as number;
+    // 0.1.0 callbacks take no end_of_stream; the extra argument is simply dropped by Wasm.
+    return this.call(stream, 'proxy_on_request_headers', f, stream.id, n, endOfStream && !this.legacy ? 1 : 0);
   }
 
   onRequestBody(stream: HttpStream, size: number, endOfStream: boolean): number {
     const f = this.exports.proxy_on_request_body;
     if (!f) return Action.Continue;
-    return this.withContext(stream, 'proxy_on_request_body', () => f(stream.id, size, endOfStream ? 1 : 0)) as number;
+    return this.call(stream, 'proxy_on_request_body', f, stream.id, size, endOfStream ? 1 : 0);
   }
 
   onResponseHeaders(stream: HttpStream, endOfStream: boolean): number {
     stream.responseHeadersDelivered = true;
     const f = this.exports.proxy_on_response_headers;
     if (!f) return Action.Continue;
-    const n = stream.responseHeaders.size;
-    return this.withContext(stream, 'proxy_on_response_headers', () =>
-      this.legacy ? f(stream.id, n) : f(stream.id, n, endOfStream ? 1 : 0),
-    ) as number;
+    const n = stream.responseHeaderCount();
+    return this.call(stream, 'proxy_on_response_headers', f, stream.id, n, endOfStream && !this.legacy ? 1 : 0);
   }
 
   onResponseBody(stream: HttpStream, size: number, endOfStream: boolean): number {
     const f = this.exports.proxy_on_response_body;
     if (!f) return Action.Continue;
-    return this.withContext(stream, 'proxy_on_response_body', () => f(stream.id, size, endOfStream ? 1 : 0)) as number;
+    return this.call(stream, 'proxy_on_response_body', f, stream.id, size, endOfStream ? 1 : 0);
   }
 
   /** proxy_on_done, then (unless the plugin defers with `false` + proxy_done) on_log and on_delete. */
   finishStream(stream: HttpStream): void {
     if (stream.deleted || stream.awaitingDone) return;
     const done = this.exports.proxy_on_done;
-    const completed = done ? this.withContext(stream, 'proxy_on_done', () => done(stream.id)) : 1;
+    const completed = done ? this.call(stream, 'proxy_on_done', done, stream.id) : 1;
     if (completed === 0) {
       stream.awaitingDone = true;
       return;
@@ -290,9 +304,9 @@ export class PluginVm {
     this.streams.delete(stream.id);
     const ex = this.exports;
     try {
-      if (ex.proxy_on_log) this.withContext(stream, 'proxy_on_log', () => ex.proxy_on_log!(stream.id));
+      if (ex.proxy_on_log) this.call(stream, 'proxy_on_log', ex.proxy_on_log, stream.id);
     } finally {
-      if (ex.proxy_on_delete && this.usable) this.withContext(stream, 'proxy_on_delete', () => ex.proxy_on_delete!(stream.id));
+      if (ex.proxy_on_delete && this.usable) this.call(stream, 'proxy_on_delete', ex.proxy_on_delete, stream.id);
     }
   }
 

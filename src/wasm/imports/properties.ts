@@ -14,7 +14,7 @@ export function propertyImports(vm: PluginVm): HostFunctions {
       if (path === undefined) return Status.InvalidMemoryAccess;
       const key = propertyKey(path);
       const s = vm.effective;
-      const own = s?.properties.get(key);
+      const own = s?.ownProperty(key);
       if (own !== undefined) return mem.returnBytes(own, retData, retSize);
       const getter = table[key];
       if (getter === undefined) return Status.NotFound;
