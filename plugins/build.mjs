@@ -73,12 +73,15 @@ if (watSources.length > 0) {
 // C, only when clang can target wasm32-wasi here (Debian: clang, lld, wasi-libc, libclang-rt-dev-wasm32).
 const cSources = list('c', '.c');
 if (cSources.length > 0) {
-  let clang = true;
-  try {
-    execFileSync('clang', ['--target=wasm32-wasi', '-print-resource-dir'], { stdio: 'ignore' });
-  } catch {
-    clang = false;
-  }
+  // Debian installs versioned names (clang-14 …) unless the `clang` package adds the plain one.
+  const clang = ['clang', 'clang-19', 'clang-18', 'clang-17', 'clang-16', 'clang-15', 'clang-14'].find((cmd) => {
+    try {
+      execFileSync(cmd, ['--target=wasm32-wasi', '-print-resource-dir'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
   for (const src of cSources) {
     const name = basename(src, '.c');
     const out = join(dist, `${name}.wasm`);
@@ -92,7 +95,7 @@ if (cSources.length > 0) {
     }
     try {
       execFileSync(
-        'clang',
+        clang,
         ['--target=wasm32-wasi', '-O2', '-mexec-model=reactor', '-Wl,--export-dynamic', '-Wl,--strip-all', '-o', out, src],
         { stdio: ['ignore', 'inherit', 'inherit'] },
       );
