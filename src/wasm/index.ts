@@ -4,6 +4,7 @@ export { PluginSchema, PluginsSchema, WasmFilterRefSchema, type PluginConfig, ty
 export type { SharedDataStore, SharedQueueStore, HttpCaller, HttpCallRequest, HttpCallResponse, MetricSink, SharedValue } from './seams.js';
 export { noHttpCaller } from './seams.js';
 export { InProcessSharedData, InProcessSharedQueues, InProcessMetrics, type MetricSnapshot } from './in-process-stores.js';
+export { PrometheusMetricSink, prometheusName } from './prometheus-metric-sink.js';
 export { UpstreamHttpCaller, type UpstreamTarget } from './upstream-http-caller.js';
 export { WasmPluginManager, type PreparedPlugins } from './plugin-manager.js';
 export { WasmPluginFilter, type RequestFacts } from './plugin-filter.js';

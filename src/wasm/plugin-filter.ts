@@ -43,8 +43,6 @@ export interface RequestFacts {
   rawBody?(ctx: RequestContext): Uint8Array | undefined;
 }
 
-/** @deprecated name kept for the first integration; use RequestFacts. */
-export type ScopeFacts = RequestFacts;
 
 type HookResult = FilterResult | Promise<FilterResult>;
 

@@ -7,7 +7,7 @@
 
 import { isMemory, Wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
 import { WASI } from 'node:wasi';
-import { Action, BufferType, Status } from './abi-constants.js';
+import { Action, BufferType } from './abi-constants.js';
 import { isLegacyAbi, type AbiVersion } from './abi-version.js';
 import { GuestMemory } from './guest-memory.js';
 import { HeaderMap } from './header-map.js';
@@ -377,9 +377,6 @@ export class PluginVm {
     return token;
   }
 
-  /** Hook for the filter: after the plugin handled an HTTP call's answer for a paused stream. */
-  onHttpCallDelivered: ((stream: HttpStream) => void) | undefined = undefined;
-
   private deliverHttpCall(token: number, res: HttpCallResponse | undefined): void {
     if (!this.calls.has(token)) return;
     const stream = this.calls.get(token);
@@ -404,13 +401,12 @@ export class PluginVm {
           cb(contextId, token, res ? this.callResponse!.headers.size : 0, res ? res.body.byteLength : 0, res ? res.trailers.length : 0),
         );
       } catch {
-        // The VM is marked broken; the filter applies the fail policy below.
+        // The instance is now broken, and fail() released the streams paused on it.
       } finally {
         this.callResponse = undefined;
         this.callbackBuffers.delete(BufferType.HttpCallResponseBody);
       }
     }
-    if (stream) this.onHttpCallDelivered?.(stream);
   }
 
   /** Retires the instance without a trap (a limit was exceeded): same consequences as one. */

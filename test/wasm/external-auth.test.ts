@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
 import { UpstreamHttpCaller, type HttpCallRequest, type HttpCaller } from '../../src/wasm/index.js';
-import { chatContext, finishResponse, plugin, recordingDeps, runRequest } from './helpers.js';
+import { chatContext, finishResponse, plugin, recordingDeps } from './helpers.js';
 
 /** An auth service on loopback: key "good" is allowed as consumer "team-a". */
 let server: Server;

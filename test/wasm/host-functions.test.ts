@@ -5,7 +5,7 @@ import { capModuleMemory } from '../../src/wasm/memory-cap.js';
 import { HeaderMap, parseHeaderPairs, serializeHeaderPairs } from '../../src/wasm/header-map.js';
 import { createWasmPluginFilter, PluginSchema } from '../../src/wasm/index.js';
 import { Wasm } from '../../src/wasm/wasm-api.js';
-import { assemble, chatContext, moduleFile, plugin, recordingDeps, runRequest } from './helpers.js';
+import { assemble, chatContext, moduleFile, recordingDeps, runRequest } from './helpers.js';
 
 describe('header map serialization', () => {
   it('matches the spec example and round-trips UTF-8', () => {

@@ -60,3 +60,24 @@ describe('usage-meter plugin: shared data with CAS, shared queues, ticks, metric
     assert.notEqual(queues.dequeue(id), 'empty', 'no tick or queue callback drained it after dispose');
   });
 });
+
+describe('PrometheusMetricSink', () => {
+  it('publishes plugin metrics to a prom-client registry under sanitized names', async () => {
+    const { Registry } = await import('prom-client');
+    const { PrometheusMetricSink } = await import('../../src/wasm/index.js');
+    const registry = new Registry();
+    const sink = new PrometheusMetricSink(registry);
+    const f = await plugin('usage-meter', { name: 'meter-prom', config: { tick_ms: 5 } }, recordingDeps({ metrics: sink }));
+    for (let i = 0; i < 3; i++) {
+      const ctx = chatContext();
+      await runRequest(f, ctx);
+      finishResponse(f, ctx);
+    }
+    await sleep(20);
+    const text = await registry.metrics();
+    assert.match(text, /^sluice_wasm_usage_meter_requests_total 3$/m);
+    assert.match(text, /^sluice_wasm_usage_meter_in_flight 0$/m);
+    assert.match(text, /^sluice_wasm_usage_meter_duration_us_count 3$/m);
+    f.runtime.dispose();
+  });
+});

@@ -33,6 +33,8 @@ function mapFor(vm: PluginVm, mapType: number): HeaderMap | 'none' | undefined {
   }
 }
 
+const HEADER_NAME = /^:?[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 /** Writes may not touch the answer of an HTTP call: it is the host's, not the plugin's. */
 function writable(mapType: number): boolean {
   return mapType <= MapType.ResponseTrailers;
@@ -102,8 +104,9 @@ function edit(
   const key = vm.mem.string(kPtr, kLen);
   const value = vm.mem.string(vPtr, vLen);
   if (key === undefined || value === undefined) return Status.InvalidMemoryAccess;
-  // CR/LF/NUL would let a plugin smuggle a second header line upstream.
-  if (/[\r\n\0]/.test(key) || /[\r\n\0]/.test(value)) return Status.BadArgument;
+  // A name must be an HTTP token (or a pseudo-header); CR/LF/NUL in a value would let a plugin
+  // smuggle a second header line upstream.
+  if (!HEADER_NAME.test(key) || /[\r\n\0]/.test(value)) return Status.BadArgument;
   apply(map, key, value);
   return Status.Ok;
 }
