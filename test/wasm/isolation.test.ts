@@ -120,3 +120,51 @@ describe('traps, limits and the fail policy', () => {
     assert.ok(imports.every((m) => m === 'env' || m === 'wasi_snapshot_preview1'));
   });
 });
+
+describe('a trap while requests are paused on the instance', () => {
+  // Calls upstream "up" from on_request_headers and pauses; traps in on_http_call_response.
+  const wat = `(module
+    (import "env" "proxy_http_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 16) "up")
+    ;; headers: 3 pairs (:method GET, :path /, :authority up)
+    (data (i32.const 64) "\\03\\00\\00\\00\\07\\00\\00\\00\\03\\00\\00\\00\\05\\00\\00\\00\\01\\00\\00\\00\\0a\\00\\00\\00\\02\\00\\00\\00:method\\00GET\\00:path\\00/\\00:authority\\00up\\00")
+    (global $heap (mut i32) (i32.const 1024))
+    (func (export "proxy_abi_version_0_2_1"))
+    (func (export "proxy_on_memory_allocate") (param $n i32) (result i32)
+      (local $p i32) (local.set $p (global.get $heap))
+      (global.set $heap (i32.add (global.get $heap) (local.get $n))) (local.get $p))
+    (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+      (drop (call $call (i32.const 16) (i32.const 2) (i32.const 64) (i32.const 62)
+        (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 8)))
+      (i32.const 1))
+    (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32) (unreachable)))`;
+
+  it('releases every request paused on it with the fail policy, and the next request gets a new instance', async () => {
+    const answers: (() => void)[] = [];
+    const httpCaller = {
+      has: (u: string) => u === 'up',
+      call: () =>
+        new Promise<{ status: number; headers: [string, string][]; body: Uint8Array; trailers: [string, string][] }>((resolve) => {
+          answers.push(() => resolve({ status: 200, headers: [], body: new Uint8Array(0), trailers: [] }));
+        }),
+    };
+    const f = await createWasmPluginFilter(
+      { name: 'trap-on-answer', path: await moduleFile(wat), fail: 'closed' },
+      recordingDeps({ httpCaller }),
+    );
+    const first = f.runtime.current!;
+    const a = f.onRequestHeaders!(chatContext()) as Promise<unknown>;
+    const b = f.onRequestHeaders!(chatContext()) as Promise<unknown>;
+    assert.equal(answers.length, 2);
+    answers[0]!();
+    const [ra, rb] = (await Promise.all([a, b])) as { status: number }[];
+    assert.equal(ra!.status, 500);
+    assert.equal(rb!.status, 500, 'the other paused request is released too');
+    answers[1]!(); // a late answer for the dead instance is dropped
+    const c = f.onRequestHeaders!(chatContext()) as Promise<unknown>;
+    assert.notEqual(f.runtime.current, first);
+    answers[2]!();
+    assert.equal(((await c) as { status: number }).status, 500);
+  });
+});
