@@ -8,7 +8,7 @@
 //   node plugins/build.mjs --force   rebuild everything
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,6 +21,10 @@ const newest = (files) => Math.max(...files.map((f) => statSync(f).mtimeMs));
 const list = (dir, ext) =>
   existsSync(join(here, dir)) ? readdirSync(join(here, dir)).filter((f) => f.endsWith(ext)).map((f) => join(here, dir, f)) : [];
 const upToDate = (out, inputs) => !force && existsSync(out) && statSync(out).mtimeMs >= newest(inputs);
+
+// Outputs are written beside their final name and renamed into place, so a test (or a second build
+// running at the same time) never reads a half-written module.
+const temp = (out) => `${out}.${process.pid}.tmp`;
 
 let built = 0;
 let skipped = 0;
@@ -39,13 +43,14 @@ if (asSources.length > 0) {
     }
     let errors = '';
     const { error } = await asc.main(
-      [src, '--outFile', out, '--optimize', '--runtime', 'incremental', '--exportStart', '_initialize', '--noColors'],
+      [src, '--outFile', temp(out), '--optimize', '--runtime', 'incremental', '--exportStart', '_initialize', '--noColors'],
       { stderr: { write: (s) => ((errors += s), true) }, stdout: { write: () => true } },
     );
     if (error) {
       process.stderr.write(errors);
       throw new Error(`asc failed for ${name}: ${error.message}`);
     }
+    renameSync(temp(out), out);
     built++;
   }
 }
@@ -64,7 +69,8 @@ if (watSources.length > 0) {
     }
     const mod = binaryen.parseText(readFileSync(src, 'utf8'));
     if (!mod.validate()) throw new Error(`${name}.wat does not validate`);
-    writeFileSync(out, mod.emitBinary());
+    writeFileSync(temp(out), mod.emitBinary());
+    renameSync(temp(out), out);
     mod.dispose();
     built++;
   }
@@ -96,9 +102,10 @@ if (cSources.length > 0) {
     try {
       execFileSync(
         clang,
-        ['--target=wasm32-wasi', '-O2', '-mexec-model=reactor', '-Wl,--export-dynamic', '-Wl,--strip-all', '-o', out, src],
+        ['--target=wasm32-wasi', '-O2', '-mexec-model=reactor', '-Wl,--export-dynamic', '-Wl,--strip-all', '-o', temp(out), src],
         { stdio: ['ignore', 'inherit', 'inherit'] },
       );
+      renameSync(temp(out), out);
       built++;
     } catch {
       process.stdout.write(`plugins: skipped ${name}.c (clang could not link for wasm32-wasi; is wasi-libc installed?)\n`);

@@ -23,6 +23,7 @@ export class GuestMemory {
     this.memory = memory;
     this.allocate = allocate;
     this.buffer = undefined;
+    this.u8 = new Uint8Array(0);
   }
 
   get byteLength(): number {
@@ -30,6 +31,9 @@ export class GuestMemory {
   }
 
   private refresh(): Uint8Array {
+    // memory.grow detaches the old ArrayBuffer, and a detached view has length 0: checking that is
+    // cheaper than the `buffer` getter on every host call.
+    if (this.u8.byteLength !== 0) return this.u8;
     const mem = this.memory;
     if (mem === undefined) throw new Error('guest memory used before the instance was bound');
     if (mem.buffer !== this.buffer) {

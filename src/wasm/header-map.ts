@@ -10,7 +10,7 @@ export class HeaderMap {
   /** Bumped on every change, so the host writes back only maps that changed since it last looked. */
   version = 0;
   /** Names changed since the host last took them: write-back touches only these. */
-  private touched: Set<string> | undefined = undefined;
+  private touched: string[] | undefined = undefined;
 
   constructor(public pairs: HeaderPairs = []) {}
 
@@ -32,12 +32,12 @@ export class HeaderMap {
   }
 
   private touch(key: string): void {
-    (this.touched ??= new Set()).add(key);
+    (this.touched ??= []).push(key);
     this.version++;
   }
 
-  /** The names changed since the last call (undefined: none). */
-  takeTouched(): Set<string> | undefined {
+  /** The names changed since the last call (undefined: none; a name may repeat). */
+  takeTouched(): string[] | undefined {
     const t = this.touched;
     this.touched = undefined;
     return t;
