@@ -54,6 +54,8 @@ const { QuestionVerifier } = await import(new URL('verifier.js', DIST).href);
 const { SemanticIndexSet, DEFAULT_INDEX_SPEC } = await import(new URL('semantic-index.js', DIST).href);
 const { createEmbedder } = await import(new URL('embedder.js', DIST).href);
 const { CacheSchema, DEFAULT_SEMANTIC_THRESHOLD } = await import(new URL('config.js', DIST).href);
+const { CachePool } = await import(new URL('cache-pool.js', DIST).href);
+const { ResponseCache } = await import(new URL('response-cache.js', DIST).href);
 
 const startedAt = new Date();
 const defaults = CacheSchema.parse({});
@@ -312,8 +314,63 @@ console.log(
 
 function pctl(xs, q) {
   const s = [...xs].sort((a, b) => a - b);
-  return Number(s[Math.min(s.length - 1, Math.floor(q * s.length))].toFixed(2));
+  return Number(s[Math.min(s.length - 1, Math.floor(q * s.length))].toFixed(3));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Per-call costs as the gateway pays them: through the pool (one embedder thread, the index thread)
+// and on the request thread (policy, keys, exact lookup).
+
+const rssBefore = process.memoryUsage().rss;
+const poolStart = performance.now();
+const pool = await CachePool.start({
+  embedder: { type: 'use-lite' },
+  threads: 1,
+  maxQueue: 8,
+  index: { ...DEFAULT_INDEX_SPEC, maxNamespaces: 10 },
+  verifier: defaults.semantic.verifier,
+});
+const poolStartMs = performance.now() - poolStart;
+const poolRssMb = (process.memoryUsage().rss - rssBefore) / 2 ** 20;
+await pool.add(stored.map((a) => ({ namespace: 'bench', item: { entryKey: a, contextKey: 'ctx', text: a, vector: vectors.get(a), expiresAtMs: far } })), 60_000);
+const embedRt = [];
+const searchRt = [];
+for (const q of queries.slice(0, 120)) {
+  const e = await pool.embed([q.text], 5_000);
+  if (e.ok) embedRt.push(e.ms);
+  const r = await pool.search('bench', { vector: vectors.get(q.text), contextKey: 'ctx', text: q.text, k: K, minScore: DEFAULT_SEMANTIC_THRESHOLD }, 5_000);
+  if (r.ok) searchRt.push(r.ms);
+}
+await pool.stop();
+costs.pool = {
+  startMs: Math.round(poolStartMs),
+  rssMbOneEmbedderThread: Math.round(poolRssMb),
+  embedRoundTripMs: { p50: pctl(embedRt, 0.5), p99: pctl(embedRt, 0.99) },
+  searchRoundTripMs: { p50: pctl(searchRt, 0.5), p99: pctl(searchRt, 0.99) },
+};
+
+const exactOnly = new ResponseCache(CacheSchema.parse({ semantic: { enabled: false } }), { sweepIntervalMs: 0 });
+const sampleRequest = (text) => ({
+  request: { model: 'gpt-4o', stream: false, messages: [{ role: 'system', content: [{ type: 'text', text: 'You are a helpful assistant.' }] }, { role: 'user', content: [{ type: 'text', text }] }] },
+  clientModel: 'gpt-4o',
+  route: 'gpt-4o',
+  target: { provider: 'openai', model: 'gpt-4o' },
+  consumer: 'bench',
+  headers: {},
+});
+const answerOf = (text) => ({ id: 'x', model: 'gpt-4o', created: 0, choices: [{ index: 0, text: `An answer to: ${text}`, finishReason: 'stop' }], usage: { inputTokens: 20, outputTokens: 40 } });
+for (const t of stored) exactOnly.store(exactOnly.prepare(sampleRequest(t)), answerOf(t), { provider: 'openai', model: 'gpt-4o' });
+let exactUs = 0;
+for (let round = 0; round < 3; round++) {
+  t0 = performance.now();
+  for (const t of stored) exactOnly.lookup(exactOnly.prepare(sampleRequest(t)));
+  exactUs = ((performance.now() - t0) * 1000) / stored.length;
+}
+await exactOnly.stop();
+costs.requestThreadPrepareAndExactLookupUs = Number(exactUs.toFixed(1));
+console.log(
+  `Through the pool: start ${costs.pool.startMs} ms, +${costs.pool.rssMbOneEmbedderThread} MB RSS (1 embedder thread + index thread); embed round trip p50 ${costs.pool.embedRoundTripMs.p50} ms (p99 ${costs.pool.embedRoundTripMs.p99}); search round trip p50 ${costs.pool.searchRoundTripMs.p50} ms (p99 ${costs.pool.searchRoundTripMs.p99}); request thread: prepare + exact lookup ${costs.requestThreadPrepareAndExactLookupUs} µs`,
+);
 
 const file = writeResult(RESULTS_DIR, 'cache-quality', startedAt, {
   bench: 'cache-quality',

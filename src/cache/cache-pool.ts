@@ -239,9 +239,13 @@ export class CachePool {
     return { embedderId: this.info.id, dimensions: this.info.dimensions };
   }
 
-  /** Called when the index thread was replaced and its index is empty: feed it again. */
-  onIndexReset(listener: () => void): void {
+  /** Called when the index thread was replaced and its index is empty: feed it again. Returns the unsubscribe. */
+  onIndexReset(listener: () => void): () => void {
     this.resetListeners.push(listener);
+    return () => {
+      const i = this.resetListeners.indexOf(listener);
+      if (i >= 0) this.resetListeners.splice(i, 1);
+    };
   }
 
   async embed(texts: string[], budgetMs: number): Promise<PoolResult<Float32Array[]>> {

@@ -114,6 +114,7 @@ export class ResponseCache {
   private readonly onStored: ((record: CacheRecord) => void) | undefined;
   private readonly newId: () => string;
   private readonly sweep: NodeJS.Timeout | undefined;
+  private readonly unsubscribeReset: (() => void) | undefined;
   private readonly counters = {
     hits: 0,
     semanticHits: 0,
@@ -139,7 +140,7 @@ export class ResponseCache {
       { maxEntries: config.max_entries, maxBytes: config.max_bytes, maxEntryBytes: config.max_entry_bytes },
       (entry, cause) => this.evicted(entry, cause),
     );
-    this.pool?.onIndexReset(() => void this.reindex());
+    this.unsubscribeReset = this.pool?.onIndexReset(() => void this.reindex());
     const every = options.sweepIntervalMs ?? 60_000;
     if (every > 0) {
       this.sweep = setInterval(() => this.purgeExpired(), every);
@@ -180,6 +181,35 @@ export class ResponseCache {
     }
     const { selfBaseUrl: _s, pool: _p, onSemanticUnavailable: _o, ...rest } = options;
     return new ResponseCache(config, { ...rest, ...(pool ? { pool } : {}), ...(judge ? { judge } : {}) });
+  }
+
+  /**
+   * The cache for a new config snapshot, keeping what the old one knew: its entries (within the new
+   * bounds; vectors kept when the embedder is the same) and, when the embedder, threads, index and
+   * verifier settings are unchanged, its running pool (no reload of the model). The old cache is
+   * stopped, apart from a pool handed over.
+   */
+  static async reload(previous: ResponseCache, config: CacheConfig, options: StartOptions = {}): Promise<ResponseCache> {
+    const records = previous.records();
+    const keepPool = previous.pool !== undefined && config.enabled && config.semantic.enabled && poolSettings(previous.config) === poolSettings(config);
+    let next: ResponseCache;
+    if (keepPool) {
+      let judge: CandidateJudge | undefined;
+      if (config.semantic.judge) judge = new HttpJudge(config.semantic.judge, options.selfBaseUrl ?? 'http://127.0.0.1:8080/v1');
+      const { selfBaseUrl: _s, pool: _p, onSemanticUnavailable: _o, ...rest } = options;
+      next = new ResponseCache(config, { ...rest, pool: previous.pool!, ...(judge ? { judge } : {}) });
+      previous.handOverPool();
+    } else next = await ResponseCache.start(config, options);
+    await previous.stop();
+    if (config.enabled) for (const r of records) next.applyRecord(r);
+    return next;
+  }
+
+  private poolHandedOver = false;
+
+  private handOverPool(): void {
+    this.poolHandedOver = true;
+    this.unsubscribeReset?.();
   }
 
   get semanticEnabled(): boolean {
@@ -310,8 +340,10 @@ export class ResponseCache {
       return 'too_large';
     }
     this.counters.stored++;
-    if (semantic === undefined) this.onStored?.(toRecord(entry));
-    else void this.indexEntry(entry, semantic.text);
+    // Shared at once, so other workers hit it exactly within milliseconds. An entry whose vector is
+    // still to come is shared again once it has one (applying a record twice just replaces it).
+    this.onStored?.(toRecord(entry));
+    if (semantic !== undefined) void this.indexEntry(entry, semantic.text, vector === undefined);
     return undefined;
   }
 
@@ -369,7 +401,7 @@ export class ResponseCache {
 
   async stop(): Promise<void> {
     if (this.sweep) clearInterval(this.sweep);
-    await Promise.all([this.pool?.stop(), this.judge?.close()]);
+    await Promise.all([this.poolHandedOver ? undefined : this.pool?.stop(), this.judge?.close()]);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -387,22 +419,20 @@ export class ResponseCache {
     return (this.pool?.dimensions ?? 0) * 4;
   }
 
-  /** Embeds (unless the lookup already did) and indexes a stored entry, then shares it. */
-  private async indexEntry(entry: CacheEntry, text: string): Promise<void> {
+  /** Embeds (unless the lookup already did) and indexes a stored entry. */
+  private async indexEntry(entry: CacheEntry, text: string, shareVector: boolean): Promise<void> {
     const pool = this.pool!;
     const budget = this.config.semantic.store_budget_ms;
     if (entry.vector === undefined) {
       const embedded = await pool.embed([text], budget);
       // The entry may have been evicted or replaced meanwhile; only a current entry gets its vector.
-      if (embedded.ok && this.store_.peek(entry.key) === entry) {
-        entry.vector = embedded.value[0]!;
-        entry.embedderId = pool.embedderId;
-      }
+      if (!embedded.ok || this.store_.peek(entry.key) !== entry) return;
+      entry.vector = embedded.value[0]!;
+      entry.embedderId = pool.embedderId;
     }
-    if (entry.vector !== undefined && this.store_.peek(entry.key) === entry) {
-      await pool.add([{ namespace: entry.namespace, item: indexItem(entry) }], budget);
-    }
-    this.onStored?.(toRecord(entry));
+    if (this.store_.peek(entry.key) !== entry) return;
+    await pool.add([{ namespace: entry.namespace, item: indexItem(entry) }], budget);
+    if (shareVector) this.onStored?.(toRecord(entry));
   }
 
   /** The index thread was replaced: give the new one every entry that has a vector. */
@@ -418,6 +448,12 @@ export class ResponseCache {
     this.counters.evicted[cause]++;
     if (cause !== 'replaced' && entry.vector !== undefined && this.pool) this.pool.remove(entry.namespace, entry.key);
   }
+}
+
+/** The settings a running pool was started with: when they are unchanged, a reload keeps the pool. */
+function poolSettings(c: CacheConfig): string {
+  const s = c.semantic;
+  return JSON.stringify([s.embedder, s.threads, s.max_queue, s.index, s.verifier.enabled ? s.verifier : false]);
 }
 
 function fresh(entry: CacheEntry, d: CacheDecision, nowMs: number): boolean {

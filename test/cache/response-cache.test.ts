@@ -231,3 +231,48 @@ describe('ResponseCache: a slow pool makes misses, not waits', () => {
     await cache.stop();
   });
 });
+
+describe('ResponseCache.reload', () => {
+  const bow = (model = 'bow') => ({ type: 'openai', base_url: 'http://unused.invalid/v1', model });
+
+  it('keeps entries and the running pool when only policy settings change', async () => {
+    const first = await ResponseCache.start(config({ semantic: { embedder: bow(), lookup_budget_ms: 500 } }), { pool: { embedWorker: BOW_WORKER }, sweepIntervalMs: 0 });
+    const t = first.prepare(cacheRequest(chat('How do I reverse a list in Python?')));
+    await first.lookup(t);
+    first.store(t, answer('reversed()'), target);
+    await settle();
+    const pool = first.poolStats()!;
+    const second = await ResponseCache.reload(first, config({ ttl_ms: 60_000, semantic: { embedder: bow(), lookup_budget_ms: 500, threshold: 0.9 } }), {
+      pool: { embedWorker: BOW_WORKER },
+      sweepIntervalMs: 0,
+    });
+    try {
+      assert.equal(second.poolStats()!.index.instance, pool.index.instance, 'same index thread');
+      assert.equal(second.stats().entries, 1);
+      assert.equal((await second.lookup(second.prepare(cacheRequest(chat('How do I reverse a list in Python?'))))).status, 'hit');
+      assert.equal((await second.lookup(second.prepare(cacheRequest(chat('In Python, how do I reverse a list?'))))).status, 'semantic-hit');
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('starts a new pool for another embedder; old entries serve exact hits only', async () => {
+    const first = await ResponseCache.start(config({ semantic: { embedder: bow(), lookup_budget_ms: 500 } }), { pool: { embedWorker: BOW_WORKER }, sweepIntervalMs: 0 });
+    const t = first.prepare(cacheRequest(chat('How do I reverse a list in Python?')));
+    await first.lookup(t);
+    first.store(t, answer('reversed()'), target);
+    await settle();
+    const second = await ResponseCache.reload(first, config({ semantic: { embedder: bow('bow:delay=1'), lookup_budget_ms: 500 } }), {
+      pool: { embedWorker: BOW_WORKER },
+      sweepIntervalMs: 0,
+    });
+    try {
+      assert.equal(second.poolStats()!.embedder.id, 'bow-test:bow:delay=1');
+      assert.equal((await second.lookup(second.prepare(cacheRequest(chat('How do I reverse a list in Python?'))))).status, 'hit');
+      const para = await second.lookup(second.prepare(cacheRequest(chat('In Python, how do I reverse a list?'))));
+      assert.equal(para.reason, 'no_candidate', "the old vector is another embedder's: not indexed");
+    } finally {
+      await second.stop();
+    }
+  });
+});
