@@ -838,7 +838,7 @@ function finishReason(reason: unknown): FinishReason | null {
 }
 
 /** Anthropic's usage counters as they arrive; message_delta may overwrite any of them. */
-interface RawUsage {
+export interface RawUsage {
   input?: number;
   output?: number;
   cacheRead?: number;
@@ -846,7 +846,7 @@ interface RawUsage {
   thinking?: number;
 }
 
-function readUsage(raw: unknown, into: RawUsage): void {
+export function readUsage(raw: unknown, into: RawUsage): void {
   if (!isObject(raw)) return;
   const input = num(raw.input_tokens);
   if (input !== undefined) into.input = input;
@@ -860,7 +860,7 @@ function readUsage(raw: unknown, into: RawUsage): void {
   if (thinking !== undefined) into.thinking = thinking;
 }
 
-function canonicalUsage(raw: RawUsage): Usage {
+export function canonicalUsage(raw: RawUsage): Usage {
   const usage: Usage = {
     inputTokens: (raw.input ?? 0) + (raw.cacheRead ?? 0) + (raw.cacheWrite ?? 0),
     outputTokens: raw.output ?? 0,

@@ -17,6 +17,7 @@ import { describeError, log } from '../observability/logger.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { JsonObject } from '../protocol/codec.js';
 import { inboundCodec } from '../protocol/index.js';
+import { UsageScan } from '../protocol/usage-scan.js';
 import type { Provider } from '../providers/provider.js';
 import type { UpstreamRequest, UpstreamTimeouts } from '../providers/transport.js';
 import { AttemptPlanner, type SendStep } from '../routing/attempt-planner.js';
@@ -133,7 +134,8 @@ export class AttemptLoop {
     this.step = step;
     this.status = 0;
     this.headers = undefined;
-    const streamOptions = ctx.body.stream_options as JsonObject | undefined;
+    const clientWantsUsage = hasIncludeUsage(ctx.body);
+    const translate = ctx.op === 'chat' && (!sameProtocol || snapshot.chain.inspectsResponses);
     const relay = new ResponseRelay({
       ctx,
       out: this.out,
@@ -141,8 +143,9 @@ export class AttemptLoop {
       provider,
       client,
       sameProtocol,
-      translate: ctx.op === 'chat' && (!sameProtocol || snapshot.chain.inspectsResponses),
-      includeUsage: streamOptions?.include_usage === true,
+      translate,
+      includeUsage: clientWantsUsage,
+      usage: translate ? undefined : new UsageScan(provider.protocol, !clientWantsUsage),
       attempt: this,
       onFinish: (r, final) => this.finished(r, step, final),
     });
@@ -156,9 +159,10 @@ export class AttemptLoop {
   private encodeBody(provider: Provider, sameProtocol: boolean, model: string): string | Uint8Array {
     const { ctx } = this;
     if (sameProtocol || ctx.op !== 'chat') {
-      if (!ctx.bodyChanged && ctx.body.model === model) return this.raw;
+      const askUsage = ctx.stream && provider.protocol === 'openai-chat' && !hasIncludeUsage(ctx.body);
+      if (!ctx.bodyChanged && ctx.body.model === model) return askUsage ? withIncludeUsage(this.raw, ctx.body) : this.raw;
       ctx.body.model = model;
-      return JSON.stringify(ctx.body);
+      return askUsage ? JSON.stringify(withUsageOption(ctx.body)) : JSON.stringify(ctx.body);
     }
     const canonical = inboundCodec(ctx.protocol).decodeRequest(ctx.body);
     const encoded = provider.codec.encodeRequest(canonical, model);
@@ -282,6 +286,32 @@ export class AttemptLoop {
     });
   }
 }
+
+function hasIncludeUsage(body: JsonObject): boolean {
+  const so = body.stream_options;
+  return so !== null && typeof so === 'object' && !Array.isArray(so) && (so as JsonObject).include_usage === true;
+}
+
+/**
+ * An OpenAI stream carries token usage only when asked (`stream_options.include_usage`); the gateway
+ * needs it for accounting whether or not the client asked, and hides the chunk from a client that did
+ * not (UsageScan). The client's bytes get the field spliced in front rather than a parse and
+ * re-serialisation of the whole prompt; a client that sent `stream_options` of its own gets it merged.
+ */
+function withIncludeUsage(raw: Buffer, body: JsonObject): Buffer | string {
+  if (body.stream_options === undefined) {
+    const open = raw.indexOf(0x7b); // '{'
+    if (open >= 0) return Buffer.concat([raw.subarray(0, open + 1), INCLUDE_USAGE_FIELD, raw.subarray(open + 1)]);
+  }
+  return JSON.stringify(withUsageOption(body));
+}
+
+/** A shallow copy: `ctx.body` stays what the client sent, which is what decides whether it sees usage. */
+function withUsageOption(body: JsonObject): JsonObject {
+  return { ...body, stream_options: { ...(body.stream_options as JsonObject | undefined), include_usage: true } };
+}
+
+const INCLUDE_USAGE_FIELD = Buffer.from('"stream_options":{"include_usage":true},');
 
 function applyHeaderEdits(upstream: UpstreamRequest, ctx: RequestContext): void {
   const edits = ctx.upstreamHeaderEdits;

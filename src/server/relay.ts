@@ -21,6 +21,7 @@ import type { ChatResponse, StreamEvent } from '../protocol/canonical.js';
 import type { InboundCodec, StreamDecoder, StreamEncoder } from '../protocol/codec.js';
 import { responseToEvents } from '../protocol/replay.js';
 import { SSE_KEEPALIVE } from '../protocol/sse.js';
+import { usageOfBody, type UsageScan } from '../protocol/usage-scan.js';
 import type { Provider } from '../providers/provider.js';
 import type { Exchange, UpstreamHandler } from '../providers/transport.js';
 import { log } from '../observability/logger.js';
@@ -52,6 +53,11 @@ export interface RelayInit {
   translate: boolean;
   /** The client asked for a usage chunk (OpenAI stream_options.include_usage). */
   includeUsage: boolean;
+  /**
+   * Pass-through: read token usage from the upstream's answer (parsing only what carries it), and
+   * drop the usage-only chunk the gateway asked for on the client's behalf when it did not.
+   */
+  usage?: UsageScan | undefined;
   /** The attempt this relay serves: told about the response head and failures, offered retries. */
   attempt?: RelayAttempt | undefined;
   /**
@@ -285,7 +291,16 @@ export class ResponseRelay implements UpstreamHandler {
   /** Write the complete events held so far; an incomplete last event stays as the tail. */
   private flushPassThrough(): void {
     const complete = this.takeCompleteEvents();
-    if (complete !== undefined) this.write(complete);
+    if (complete !== undefined) this.write(this.scanned(complete));
+  }
+
+  /** The bytes to relay after the usage scan took what it needs (and maybe a usage-only chunk). */
+  private scanned(events: Buffer): Buffer {
+    const scan = this.init.usage;
+    if (scan === undefined) return events;
+    const out = scan.scan(events);
+    if (scan.usage !== undefined) this.init.ctx.usage = scan.usage;
+    return out;
   }
 
   private takeCompleteEvents(): Buffer | undefined {
@@ -304,7 +319,8 @@ export class ResponseRelay implements UpstreamHandler {
     const complete = this.takeCompleteEvents();
     const rest = this.tail;
     this.tail = undefined;
-    const last = complete === undefined ? rest : rest === undefined ? complete : Buffer.concat([complete, rest]);
+    const whole = complete === undefined ? rest : rest === undefined ? complete : Buffer.concat([complete, rest]);
+    const last = whole === undefined ? undefined : this.scanned(whole);
     this.init.out.end(last);
     this.finish();
   }
@@ -371,6 +387,7 @@ export class ResponseRelay implements UpstreamHandler {
     const { ctx, out, chain, client } = this.init;
     const body = this.takeBody();
     if (!this.init.translate && !ctx.stream) {
+      if (this.init.usage !== undefined && this.status < 300) ctx.usage = usageOfBody(this.init.provider.protocol, body);
       this.sendWhole(body);
       return;
     }

@@ -22,6 +22,8 @@ export class NodeAgents {
   private globalLoadKey = '';
   private globalSlots: readonly number[] = [];
   private readonly nodeId = defaultNodeId();
+  /** Agent swaps in order: a new agent starts only after the old one removed its lease. */
+  private swaps: Promise<void> = Promise.resolve();
 
   constructor(private readonly shm: SharedMemory) {
     this.health = new HealthChecker({ endpoints: shm.endpoints });
@@ -66,21 +68,28 @@ export class NodeAgents {
     const old = this.globalLoad;
     this.globalLoad = undefined;
     this.globalLoadKey = key;
-    if (old) void old.stop().catch(() => undefined);
-    if (!wanted || !redis) return;
-    this.globalLoad = new GlobalLoadAgent({
-      redis: redis.url,
-      keyPrefix: redis.key_prefix,
-      nodeId: this.nodeId,
-      shm: this.shm,
-      slots: () => this.globalSlots,
-      reportIntervalMs: redis.load_report_interval_ms,
-      commandTimeoutMs: redis.command_timeout_ms,
+    const next =
+      wanted && redis
+        ? new GlobalLoadAgent({
+            redis: redis.url,
+            keyPrefix: redis.key_prefix,
+            nodeId: this.nodeId,
+            shm: this.shm,
+            slots: () => this.globalSlots,
+            reportIntervalMs: redis.load_report_interval_ms,
+            commandTimeoutMs: redis.command_timeout_ms,
+          })
+        : undefined;
+    this.globalLoad = next;
+    // The old agent deletes the lease this node id holds; the new one must not publish before that.
+    this.swaps = this.swaps.then(async () => {
+      await old?.stop().catch(() => undefined);
+      if (next !== undefined && this.globalLoad === next) next.start();
     });
-    this.globalLoad.start();
   }
 
   async stop(): Promise<void> {
+    await this.swaps;
     await Promise.allSettled([this.health.stop(), this.globalLoad?.stop()]);
   }
 }

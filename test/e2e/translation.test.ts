@@ -611,12 +611,21 @@ describe('OpenAI → OpenAI is byte pass-through', () => {
     assert.equal(viaGateway.headers['x-sluice-provider'], 'oai-rec');
   });
 
-  it('streamed: the SSE bytes are the upstream\'s', async () => {
+  it('streamed: the SSE bytes are the upstream\'s, but for the usage chunk the gateway asked for itself', async () => {
     const streamBody = body.replace('"logprobs":true', '"stream":true, "logprobs":true');
     const viaGateway = await postJson(gw.url, '/v1/chat/completions', streamBody);
-    const direct = await postJson(`http://127.0.0.1:${mock.port}`, '/v1/chat/completions', streamBody);
+    // For token accounting the gateway asks for usage (stream_options.include_usage); the upstream
+    // then also marks every chunk `"usage":null`, and the usage-only chunk is not relayed to a client
+    // that did not ask for it. Everything else is the upstream's bytes.
+    const asGatewayAsks = streamBody.replace('{', '{"stream_options":{"include_usage":true},');
+    const direct = await postJson(`http://127.0.0.1:${mock.port}`, '/v1/chat/completions', asGatewayAsks);
+    const withoutUsageChunk = direct.text
+      .split('\n\n')
+      .filter((ev) => !ev.includes('"choices":[],"usage":{'))
+      .join('\n\n');
     const norm = (t: string) => t.replace(/"created":\d+/g, '"created":0');
-    assert.equal(norm(viaGateway.text), norm(direct.text));
+    assert.ok(direct.text.includes('"choices":[],"usage":{'), 'the upstream sent a usage chunk');
+    assert.equal(norm(viaGateway.text), norm(withoutUsageChunk));
     assert.match(viaGateway.headers['content-type'] ?? '', /^text\/event-stream/);
   });
 
