@@ -16,6 +16,7 @@ export {
 export { createEmbedder, type Embedder, EmbedderUnavailableError } from './embedder.js';
 export { type CandidateJudge, HttpJudge } from './judge.js';
 export { type CacheControl, type CacheDecision, CachePolicy, parseCacheControl } from './policy.js';
+export { RedisCacheLink, type RedisLinkOptions } from './redis-link.js';
 export { exactKey, KEY_VERSION, type Namespace, namespaceKey, semanticParts } from './request-key.js';
 export { ResponseCollector } from './response-collector.js';
 export {
