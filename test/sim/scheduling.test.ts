@@ -6,7 +6,7 @@ import { metric, scrape, tokenPrompt, until, withSim } from './helpers.js';
 describe('vLLM simulator: continuous batching', () => {
   it('with max-running 1, a second request waits until the first finishes', async () => {
     await withSim({ maxRunning: 1, decodeMs: 4 }, async (sim, client) => {
-      const first = client.completions.create({ model: 'sim-model', prompt: 'first', max_tokens: 40 });
+      const first = client.completions.create({ model: 'sim-model', prompt: 'first', max_tokens: 100 });
       await until(() => sim.stats().running === 1, 2000, 'the first request to run');
       const secondStarted = performance.now();
       const second = client.completions.create({ model: 'sim-model', prompt: 'second', max_tokens: 2 });
@@ -27,17 +27,17 @@ describe('vLLM simulator: continuous batching', () => {
   });
 
   it('batches concurrent requests, and a bigger batch makes each step slower', async () => {
-    await withSim({ decodeMs: 1, decodeMsPerSeq: 2 }, async (sim, client) => {
+    await withSim({ decodeMs: 1, decodeMsPerSeq: 4 }, async (sim, client) => {
       const run = async (): Promise<number> => {
         const t = performance.now();
-        await client.completions.create({ model: 'sim-model', prompt: 'x y z', max_tokens: 20 });
+        await client.completions.create({ model: 'sim-model', prompt: 'x y z', max_tokens: 10 });
         return performance.now() - t;
       };
       const alone = await run();
       const stepsBefore = sim.stats().steps;
       const together = await Promise.all(Array.from({ length: 8 }, run));
       const steps = sim.stats().steps - stepsBefore;
-      assert.ok(steps < 8 * 20, `8 requests of 20 tokens shared steps (${steps})`);
+      assert.ok(steps < 8 * 10, `8 requests of 10 tokens shared steps (${steps})`);
       const mean = together.reduce((a, b) => a + b, 0) / together.length;
       assert.ok(mean > alone * 2, `a batch of 8 decodes slower per token: ${mean.toFixed(0)} ms vs ${alone.toFixed(0)} ms alone`);
     });
