@@ -143,7 +143,8 @@ const MAX_CATCH_UP_MS = 2;
 export class SimEngine {
   readonly metrics: VllmMetrics;
   private readonly pool: KvBlockPool;
-  private readonly root: Map<string, number> = new Map();
+  /** Chain roots by cache_salt, so a salted prompt does not re-hash its salt per request. */
+  private readonly roots = new Map<string, number>();
   private readonly running: Sequence[] = [];
   private readonly waiting = new WaitQueue();
   // The step in progress: parallel arrays, reused, so a step allocates nothing.
@@ -154,7 +155,7 @@ export class SimEngine {
   private emitting = false;
   private stepEnd = 0;
   private closed = false;
-  private counters = {
+  private readonly counters = {
     prefixQueryTokens: 0,
     prefixHitTokens: 0,
     promptTokens: 0,
@@ -248,11 +249,11 @@ export class SimEngine {
 
   private rootFor(salt: string | undefined): number {
     if (salt === undefined) return rootHash();
-    let root = this.root.get(salt);
+    let root = this.roots.get(salt);
     if (root === undefined) {
       root = rootHash(salt);
-      if (this.root.size >= 4096) this.root.clear();
-      this.root.set(salt, root);
+      if (this.roots.size >= 4096) this.roots.clear();
+      this.roots.set(salt, root);
     }
     return root;
   }
