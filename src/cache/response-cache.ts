@@ -115,6 +115,8 @@ export class ResponseCache {
   private readonly newId: () => string;
   private readonly sweep: NodeJS.Timeout | undefined;
   private readonly unsubscribeReset: (() => void) | undefined;
+  /** The pool now belongs to the cache built by `reload`: `stop` leaves it running. */
+  private poolHandedOver = false;
   private readonly counters = {
     hits: 0,
     semanticHits: 0,
@@ -204,8 +206,6 @@ export class ResponseCache {
     if (config.enabled) for (const r of records) next.applyRecord(r);
     return next;
   }
-
-  private poolHandedOver = false;
 
   private handOverPool(): void {
     this.poolHandedOver = true;
