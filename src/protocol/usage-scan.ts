@@ -12,6 +12,9 @@ import { decodeOpenAIUsage } from './openai-chat.js';
 
 const USAGE_OBJECT = Buffer.from('"usage":{');
 const DATA = 'data:';
+/** Events end with a blank line, LF or CRLF. */
+const LF2 = Buffer.from('\n\n');
+const CRLF2 = Buffer.from('\r\n\r\n');
 
 export class UsageScan {
   private found: Usage | undefined;
@@ -32,20 +35,25 @@ export class UsageScan {
    * to send on, which are `buf` itself unless a usage-only chunk was dropped.
    */
   scan(buf: Buffer): Buffer {
-    if (buf.indexOf(USAGE_OBJECT) < 0) return buf;
+    let at = buf.indexOf(USAGE_OBJECT);
+    if (at < 0) return buf;
+    // Native searches only: a stream's flush can hold every event of a fast answer, and walking it
+    // byte by byte in JavaScript cost more than relaying it.
     let out: Buffer[] | undefined;
-    let start = 0;
-    while (start < buf.length) {
-      const end = eventEnd(buf, start);
-      const event = buf.subarray(start, end);
-      if (event.indexOf(USAGE_OBJECT) >= 0 && this.read(event)) {
-        out ??= [buf.subarray(0, start)];
-      } else if (out) {
-        out.push(event);
+    let kept = 0;
+    while (at >= 0) {
+      const start = eventStart(buf, at);
+      const end = eventEnd(buf, at);
+      if (this.read(buf.subarray(start, end))) {
+        out ??= [];
+        out.push(buf.subarray(kept, start));
+        kept = end;
       }
-      start = end;
+      at = buf.indexOf(USAGE_OBJECT, end);
     }
-    return out ? Buffer.concat(out) : buf;
+    if (out === undefined) return buf;
+    out.push(buf.subarray(kept));
+    return Buffer.concat(out);
   }
 
   /** Takes the usage from one event; true when the event is to be dropped. */
@@ -101,13 +109,18 @@ export function usageOfBody(protocol: WireProtocol, body: Buffer): Usage | undef
   return undefined;
 }
 
-/** Index just past the blank line that ends the event starting at `start` (or the buffer's end). */
-function eventEnd(buf: Buffer, start: number): number {
-  for (let i = start; i < buf.length - 1; i++) {
-    if (buf[i] === 10 && buf[i + 1] === 10) return i + 2;
-    if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) return i + 4;
-  }
-  return buf.length;
+/** Just past the blank line before `at`, or 0. */
+function eventStart(buf: Buffer, at: number): number {
+  const lf = buf.lastIndexOf(LF2, at);
+  const crlf = buf.lastIndexOf(CRLF2, at);
+  return Math.max(lf < 0 ? 0 : lf + 2, crlf < 0 ? 0 : crlf + 4);
+}
+
+/** Just past the blank line after `at`, or the buffer's end. */
+function eventEnd(buf: Buffer, at: number): number {
+  const lf = buf.indexOf(LF2, at);
+  const crlf = buf.indexOf(CRLF2, at);
+  return Math.min(lf < 0 ? buf.length : lf + 2, crlf < 0 ? buf.length : crlf + 4);
 }
 
 /** The event's data lines joined, as SSE defines them. */

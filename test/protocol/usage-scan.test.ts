@@ -30,6 +30,16 @@ describe('UsageScan', () => {
     assert.equal(scan.scan(plain), plain);
   });
 
+  it('finds usage among many events and with CRLF framing', () => {
+    const many = Buffer.from(delta.repeat(50) + usageChunk + 'data: [DONE]\n\n');
+    const scan = new UsageScan('openai-chat', true);
+    assert.equal(scan.scan(many).toString(), delta.repeat(50) + 'data: [DONE]\n\n');
+    const crlf = (t: string) => t.replace(/\n/g, '\r\n');
+    const scan2 = new UsageScan('openai-chat', true);
+    assert.equal(scan2.scan(Buffer.from(crlf(delta + usageChunk + 'data: [DONE]\n\n'))).toString(), crlf(delta + 'data: [DONE]\n\n'));
+    assert.equal(scan2.usage?.inputTokens, 12);
+  });
+
   it('merges Anthropic usage from message_start and message_delta, dropping nothing', () => {
     const scan = new UsageScan('anthropic-messages', true);
     const start = `event: message_start\n${chunk({ type: 'message_start', message: { usage: { input_tokens: 20, cache_read_input_tokens: 10, output_tokens: 1 } } })}`;
