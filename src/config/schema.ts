@@ -191,6 +191,7 @@ const RuleMatchSchema = z
       .record(headerName, headerValue)
       .optional()
       .describe('Request headers that must be present with exactly these values.'),
+    consumers: z.array(z.string().min(1)).min(1).optional().describe('Consumers (by name, see `consumers`) the rule applies to.'),
   })
   .strict();
 

@@ -1,6 +1,6 @@
 /**
  * Canary and grayscale rules: tried in config order before the model routes; the first rule that
- * matches the request (model, headers) and whose share takes it decides the route.
+ * matches the request (model, headers, consumer) and whose share takes it decides the route.
  *
  * A share is sticky when the rule names a header (a user or session id): the request lands in the
  * rule when a hash of the rule's name and the header's value falls below `percent`, so one user
@@ -19,11 +19,14 @@ export interface RuleInput {
   readonly model: string;
   /** Lower-case names. */
   readonly headers: Readonly<Record<string, string>>;
+  /** Set by authentication; undefined for anonymous requests. */
+  readonly consumer: string | undefined;
 }
 
 interface CompiledRule {
   readonly models: readonly ModelPattern[] | undefined;
   readonly headers: readonly (readonly [string, string])[];
+  readonly consumers: ReadonlySet<string> | undefined;
   /** In ten-thousandths: 10% → 1000. */
   readonly share: number;
   readonly stickyHeader: string | undefined;
@@ -51,6 +54,7 @@ export class RuleSet {
       return {
         models: r.match?.models?.map(compilePattern),
         headers: Object.entries(r.match?.headers ?? {}),
+        consumers: r.match?.consumers === undefined ? undefined : new Set(r.match.consumers),
         share: Math.round(r.percent * (SCALE / 100)),
         stickyHeader: r.sticky_header,
         seed: fnv1a(r.name, FNV_OFFSET),
@@ -74,6 +78,7 @@ export class RuleSet {
     for (const rule of this.rules) {
       if (rule.models !== undefined && !matchesAny(rule.models, input.model)) continue;
       if (!headersMatch(rule.headers, input.headers)) continue;
+      if (rule.consumers !== undefined && (input.consumer === undefined || !rule.consumers.has(input.consumer))) continue;
       if (rule.share < SCALE && this.draw(rule, input) >= rule.share) continue;
       return { plan: rule.plan, model: input.model };
     }

@@ -23,10 +23,10 @@ describe('RuleSet', () => {
       { name: 'by-header', match: { headers: { 'x-sluice-target': 'canary' } }, targets: [{ provider: 'canary' }] },
       { name: 'by-model', match: { models: ['gpt-4o*'] }, targets: [{ provider: 'stable' }] },
     ]);
-    assert.equal(set.resolve({ model: 'x', headers: { 'x-sluice-target': 'canary' } })?.plan.name, 'by-header');
-    assert.equal(set.resolve({ model: 'x', headers: { 'x-sluice-target': 'stable' } }), undefined);
-    assert.equal(set.resolve({ model: 'gpt-4o-mini', headers: {} })?.plan.name, 'by-model');
-    assert.equal(set.resolve({ model: 'gpt-4o-mini', headers: {} })?.model, 'gpt-4o-mini');
+    assert.equal(set.resolve({ model: 'x', headers: { 'x-sluice-target': 'canary' }, consumer: undefined })?.plan.name, 'by-header');
+    assert.equal(set.resolve({ model: 'x', headers: { 'x-sluice-target': 'stable' }, consumer: undefined }), undefined);
+    assert.equal(set.resolve({ model: 'gpt-4o-mini', headers: {}, consumer: undefined })?.plan.name, 'by-model');
+    assert.equal(set.resolve({ model: 'gpt-4o-mini', headers: {}, consumer: undefined })?.model, 'gpt-4o-mini');
   });
 
   it('a sticky percentage keeps each user on one side, takes about its share, and only grows', () => {
@@ -35,20 +35,27 @@ describe('RuleSet', () => {
     let inTen = 0;
     for (let u = 0; u < 5000; u++) {
       const headers = { 'x-user': `u${u}` };
-      const a = ten.resolve({ model: 'm', headers }) !== undefined;
-      assert.equal(ten.resolve({ model: 'm', headers }) !== undefined, a, 'same answer every time');
+      const a = ten.resolve({ model: 'm', headers, consumer: undefined }) !== undefined;
+      assert.equal(ten.resolve({ model: 'm', headers, consumer: undefined }) !== undefined, a, 'same answer every time');
       if (a) {
         inTen++;
-        assert.ok(thirty.resolve({ model: 'm', headers }), 'raising the percentage never moves a user out');
+        assert.ok(thirty.resolve({ model: 'm', headers, consumer: undefined }), 'raising the percentage never moves a user out');
       }
     }
     assert.ok(inTen > 400 && inTen < 600, `${inTen} of 5000 at 10%`);
   });
 
+  it('matches on the consumer set by authentication', () => {
+    const set = rules([{ name: 'beta-users', match: { consumers: ['alice'] }, targets: [{ provider: 'canary' }] }]);
+    assert.equal(set.resolve({ model: 'm', headers: {}, consumer: 'alice' })?.plan.name, 'beta-users');
+    assert.equal(set.resolve({ model: 'm', headers: {}, consumer: 'bob' }), undefined);
+    assert.equal(set.resolve({ model: 'm', headers: {}, consumer: undefined }), undefined);
+  });
+
   it('without the sticky header the draw is per request', () => {
     const set = rules([{ name: 'half', percent: 50, targets: [{ provider: 'canary' }] }], seededRandom(7));
     let taken = 0;
-    for (let i = 0; i < 1000; i++) if (set.resolve({ model: 'm', headers: {} })) taken++;
+    for (let i = 0; i < 1000; i++) if (set.resolve({ model: 'm', headers: {}, consumer: undefined })) taken++;
     assert.ok(taken > 430 && taken < 570, `${taken} of 1000`);
   });
 });
