@@ -4,6 +4,7 @@
  * promise.
  */
 
+import type { GatewayError } from '../errors.js';
 import type { Filter, FilterResult, LocalReply, ResponseEvent } from './filter.js';
 import type { RequestContext } from './context.js';
 
@@ -71,8 +72,13 @@ export class FilterChain {
     for (const f of this.responseHeaders) f.onResponseHeaders!(ctx);
   }
 
-  runResponseEvent(ctx: RequestContext, event: ResponseEvent): void {
-    for (const f of this.responseEvent) f.onResponseEvent!(ctx, event);
+  /** The first error a filter returned (the answer ends there), else undefined. */
+  runResponseEvent(ctx: RequestContext, event: ResponseEvent): GatewayError | undefined {
+    for (const f of this.responseEvent) {
+      const stop = f.onResponseEvent!(ctx, event);
+      if (stop !== undefined) return stop;
+    }
+    return undefined;
   }
 
   /** Never throws: a failing onDone hook must not disturb other filters or the server. */

@@ -45,7 +45,12 @@ export interface Filter {
    * Declaring this hook makes the gateway decode upstream answers even when it could have passed
    * the bytes through, so declare it only when the filter needs to see the content.
    */
-  onResponseEvent?(ctx: RequestContext, event: ResponseEvent): void;
+  /**
+   * Returning an error ends the answer there: the event is not sent; a stream ends with an error
+   * event after what was already sent, a whole answer is replaced by the error (e.g. a budget spent
+   * mid-stream, content that must not reach the client).
+   */
+  onResponseEvent?(ctx: RequestContext, event: ResponseEvent): void | GatewayError;
   onDone?(ctx: RequestContext): void;
 }
 

@@ -342,7 +342,13 @@ export class ResponseRelay implements UpstreamHandler {
     const { ctx } = this.init;
     if (ev.type === 'usage') ctx.usage = ev.usage;
     else if (ev.type === 'error') this.upstreamFailed = ev.error;
-    this.init.chain.runResponseEvent(ctx, ev);
+    const stop = this.init.chain.runResponseEvent(ctx, ev);
+    if (stop !== undefined) {
+      // A filter ended the answer: what was sent stays, an error event closes the stream.
+      this.upstreamFailed = stop;
+      this.pendingOut += this.encoder!.encode({ type: 'error', error: stop });
+      return;
+    }
     this.pendingOut += this.encoder!.encode(ev);
   }
 
@@ -412,7 +418,11 @@ export class ResponseRelay implements UpstreamHandler {
       this.endStream();
       return;
     }
-    chain.runResponseEvent(ctx, { type: 'response', response });
+    const stop = chain.runResponseEvent(ctx, { type: 'response', response });
+    if (stop !== undefined) {
+      this.fail(stop, false);
+      return;
+    }
     this.sendWhole(JSON.stringify(client.encodeResponse(response)));
   }
 
