@@ -42,3 +42,22 @@ export { EndpointCounters } from './endpoint-counters.js';
 export { EndpointSlots, endpointKeyHash, type EndpointIdentity } from './endpoint-slots.js';
 export { WorkerSlots, type WorkerSlotState } from './worker-slots.js';
 export { SharedMemory, type OpenOptions } from './shared-memory.js';
+export {
+  DEFAULT_LIMIT_KEY_CAPACITY,
+  LIMIT_KEY_BYTES,
+  LIMIT_RECORD_BYTES,
+  LIMIT_RING_SLOTS,
+  LIMIT_WINDOW_FIELDS,
+  limitConcurrencyBlockBytes,
+  limitKeyCapacity,
+} from './layout.js';
+export { LimitKeys, limitKeyHash } from './limit-keys.js';
+export {
+  LimitWindows,
+  QUOTA_PACKING,
+  RATE_PACKING,
+  type WindowBucket,
+  type WindowMetric,
+  type WindowPacking,
+} from './limit-windows.js';
+export { LimitConcurrency } from './limit-concurrency.js';

@@ -3,19 +3,22 @@
  * of the records inside them. Every offset any process uses is computed here from the table, so a
  * change is made in one place and every process of one build agrees on it.
  *
- * Segment = header | workers | endpointKeys | endpointStats | endpointInFlight, each region starting
+ * Segment = header | workers | endpointKeys | endpointStats | endpointInFlight | limitKeys |
+ * limitWindows | limitConcurrency, each region starting
  * on a 64-byte boundary (a cache line: a region written by every worker never shares a line with its
  * neighbour, and every BigInt64 field is 8-byte aligned as Atomics requires). Sizes depend on two
  * parameters fixed at creation and stored in the header, so a process that opens the segment
  * recomputes the same offsets without being told them.
  *
- * Adding a region (rate-limit buckets and a prefix-index hash table are next):
+ * Adding a region (a prefix-index hash table is next; limitKeys/limitWindows/limitConcurrency were
+ * added this way in v3):
  *   1. append one entry to REGIONS, e.g.
  *        { name: 'rateLimitBuckets', summary: 'token buckets, one 64-byte record each',
  *          bytes: (p) => p.rateLimitBuckets * RATE_LIMIT_RECORD_BYTES },
  *      with its record's field table beside the others below;
  *   2. if a new parameter sizes it, add it to LayoutParams and give it a header field (the header
- *      keeps reserved bytes for exactly this);
+ *      keeps reserved bytes for exactly this); make it optional with a default and store 0 for
+ *      "absent", as limitKeyCapacity does, so callers that never heard of it see the same params;
  *   3. bump LAYOUT_VERSION. A segment made by another build is then refused on open with a clear
  *      error instead of being misread.
  * Regions are appended, never reordered, so existing offsets stay put and diffs stay readable.
@@ -25,7 +28,7 @@
 export const LAYOUT_MAGIC = 0x534c4345;
 
 /** Bump on any change to REGIONS, a record's fields or the header. Readers accept only their own. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 /** Alignment of every region and record stride: one x86-64/arm64 cache line. */
 export const CACHE_LINE_BYTES = 64;
@@ -42,14 +45,29 @@ export interface LayoutParams {
   readonly workerSlots: number;
   /** Endpoint slots (provider + URL + key index) that can be tracked. */
   readonly endpointCapacity: number;
+  /**
+   * Limiter keys (a rate-limit key such as `c:alice|m:gpt-4o`, or one quota of a key) that can be
+   * tracked; DEFAULT_LIMIT_KEY_CAPACITY when absent. Optional so that layouts made without it keep
+   * their shape; the header stores 0 for "absent" (see writeHeader).
+   */
+  readonly limitKeyCapacity?: number;
 }
 
 export const DEFAULT_LAYOUT_PARAMS: LayoutParams = { workerSlots: 64, endpointCapacity: 1024 };
+
+/** Limiter keys when LayoutParams.limitKeyCapacity is absent: 4096 × ~1.3 KiB ≈ 5 MiB at 64 workers. */
+export const DEFAULT_LIMIT_KEY_CAPACITY = 4096;
+
+/** The limiter key capacity these parameters give. */
+export function limitKeyCapacity(params: LayoutParams): number {
+  return params.limitKeyCapacity ?? DEFAULT_LIMIT_KEY_CAPACITY;
+}
 
 /** Bounds on the parameters: beyond them a value is a configuration mistake, not a need. */
 export const LAYOUT_LIMITS = {
   workerSlots: { min: 1, max: 1024 },
   endpointCapacity: { min: 1, max: 65536 },
+  limitKeyCapacity: { min: 1, max: 65536 },
 } as const satisfies Record<keyof LayoutParams, { min: number; max: number }>;
 
 /** A field inside a record: its byte offset from the record's start and its width. */
@@ -62,7 +80,7 @@ export const FIELD_BYTES = { i32: 4, i64: 8 } as const;
 
 /**
  * The header region. `magic` is written last (see writeHeader), so a reader that sees it sees the
- * rest. Bytes 48..127 are reserved for parameters of regions added later.
+ * rest. Bytes 52..127 are reserved for parameters of regions added later.
  */
 export const HEADER_FIELDS = {
   magic: { offset: 0, type: 'i32' },
@@ -75,6 +93,8 @@ export const HEADER_FIELDS = {
   supervisorPid: { offset: 32, type: 'i32' },
   /** Wall-clock ms at creation, for diagnostics only (which segment is this, how old is it). */
   createdAtMs: { offset: 40, type: 'i64' },
+  /** LayoutParams.limitKeyCapacity; 0 = absent (the default capacity). Layout v3. */
+  limitKeyCapacity: { offset: 48, type: 'i32' },
 } as const satisfies Record<string, FieldSpec>;
 export const HEADER_BYTES = 128;
 
@@ -129,6 +149,41 @@ export function inFlightRowBytes(params: LayoutParams): number {
   return alignUp(params.endpointCapacity * FIELD_BYTES.i32, CACHE_LINE_BYTES);
 }
 
+/** One 64-bit key hash per limiter slot; 0 = free (limit-keys.ts). */
+export const LIMIT_KEY_BYTES = 8;
+
+/**
+ * One record per limiter slot (limit-windows.ts): two windows, A and B. A rate-limit key counts
+ * requests in A and tokens in B; a quota key counts tokens in A and cost (micros) in B.
+ *
+ * A window is a head word (the newest bucket) and a ring of LIMIT_RING_SLOTS older buckets, each a
+ * 64-bit word packing (epoch, biased count): epoch in the high bits, count + 2^(countBits−1) in the
+ * low countBits bits, so that a zeroed word reads as "epoch 0, empty". Rate windows use 32/32 bits
+ * (epoch = shared-clock second + 1), quota windows 22/42 (epoch = UTC hour, day or month index).
+ * Only the head is charged, by CAS; a bucket moves to the ring (ring[epoch % buckets]) before the
+ * head moves on, so every check-and-charge is one CAS on one word.
+ */
+export const LIMIT_RECORD_BYTES = 1024;
+export const LIMIT_RING_SLOTS = 60;
+export const LIMIT_WINDOW_FIELDS = {
+  /** Window A's newest bucket. */
+  headA: { offset: 0, type: 'i64' },
+  /** Window A's ring: LIMIT_RING_SLOTS i64 words from here. */
+  ringA: { offset: 8, type: 'i64' },
+  headB: { offset: 8 + LIMIT_RING_SLOTS * 8, type: 'i64' },
+  ringB: { offset: 16 + LIMIT_RING_SLOTS * 8, type: 'i64' },
+  /** Bumped by an admin reset, so a ticket charged before it does not refund into charges made after. */
+  generation: { offset: 16 + 2 * LIMIT_RING_SLOTS * 8, type: 'i32' },
+} as const satisfies Record<string, FieldSpec>;
+
+/**
+ * Bytes of one limiter slot's concurrency block: one Int32 per worker slot (worker w writes only
+ * element w), rounded up to a cache line. Key-major, so a reader sums one block of adjacent words.
+ */
+export function limitConcurrencyBlockBytes(params: LayoutParams): number {
+  return alignUp(params.workerSlots * FIELD_BYTES.i32, CACHE_LINE_BYTES);
+}
+
 export interface RegionSpec {
   readonly name: string;
   readonly summary: string;
@@ -163,6 +218,21 @@ export const REGIONS = [
     summary: 'per-worker rows of Int32 in-flight counts, one per endpoint slot; readers sum the rows',
     bytes: (p) => p.workerSlots * inFlightRowBytes(p),
   },
+  {
+    name: 'limitKeys',
+    summary: 'limiter slot-allocation table: 64-bit hash of a limit or quota key per slot, claimed by CAS',
+    bytes: (p) => limitKeyCapacity(p) * LIMIT_KEY_BYTES,
+  },
+  {
+    name: 'limitWindows',
+    summary: 'one record per limiter slot: two sliding windows (head + ring of packed epoch/count words)',
+    bytes: (p) => limitKeyCapacity(p) * LIMIT_RECORD_BYTES,
+  },
+  {
+    name: 'limitConcurrency',
+    summary: 'per limiter slot, one Int32 per worker: requests that worker holds; readers sum them',
+    bytes: (p) => limitKeyCapacity(p) * limitConcurrencyBlockBytes(p),
+  },
 ] as const satisfies readonly RegionSpec[];
 
 export type RegionName = (typeof REGIONS)[number]['name'];
@@ -192,8 +262,10 @@ export function alignUp(value: number, alignment: number): number {
 function checkParams(params: LayoutParams): void {
   for (const key of Object.keys(LAYOUT_LIMITS) as (keyof LayoutParams)[]) {
     const value = params[key];
+    // Optional parameters (added after v2) may be absent: their default applies.
+    if (value === undefined && key === 'limitKeyCapacity') continue;
     const { min, max } = LAYOUT_LIMITS[key];
-    if (!Number.isInteger(value) || value < min || value > max) {
+    if (value === undefined || !Number.isInteger(value) || value < min || value > max) {
       throw new LayoutError(`shared-memory layout: ${key} must be an integer in [${min}, ${max}], got ${value}`);
     }
   }
@@ -243,6 +315,7 @@ export function writeHeader(buffer: ArrayBuffer, layout: Layout, init: HeaderIni
   Atomics.store(h64, i64(HEADER_FIELDS.configGeneration), 0n);
   Atomics.store(h32, i32(HEADER_FIELDS.workerSlots), layout.params.workerSlots);
   Atomics.store(h32, i32(HEADER_FIELDS.endpointCapacity), layout.params.endpointCapacity);
+  Atomics.store(h32, i32(HEADER_FIELDS.limitKeyCapacity), layout.params.limitKeyCapacity ?? 0);
   Atomics.store(h32, i32(HEADER_FIELDS.supervisorPid), init.supervisorPid);
   Atomics.store(h64, i64(HEADER_FIELDS.createdAtMs), BigInt(Math.trunc(init.createdAtMs)));
   Atomics.store(h32, i32(HEADER_FIELDS.magic), LAYOUT_MAGIC);
@@ -273,9 +346,11 @@ export function readLayout(buffer: ArrayBuffer, name = 'segment'): Layout {
       `${name} has layout version ${version}, this Sluice build uses ${LAYOUT_VERSION}: it was made by a different Sluice version; stop that gateway (or remove the stale segment) and start again`,
     );
   }
+  const storedLimitKeys = Atomics.load(h32, i32(HEADER_FIELDS.limitKeyCapacity));
   const params: LayoutParams = {
     workerSlots: Atomics.load(h32, i32(HEADER_FIELDS.workerSlots)),
     endpointCapacity: Atomics.load(h32, i32(HEADER_FIELDS.endpointCapacity)),
+    ...(storedLimitKeys === 0 ? {} : { limitKeyCapacity: storedLimitKeys }),
   };
   let layout: Layout;
   try {

@@ -11,6 +11,9 @@ import { EndpointCounters } from './endpoint-counters.js';
 import { EndpointSlots } from './endpoint-slots.js';
 import { computeLayout, type Layout, type LayoutParams, readLayout, SegmentHeader, writeHeader } from './layout.js';
 import { createSegment, openSegment, unlinkSegment } from './segment.js';
+import { LimitConcurrency } from './limit-concurrency.js';
+import { LimitKeys } from './limit-keys.js';
+import { LimitWindows } from './limit-windows.js';
 import { WorkerSlots } from './worker-slots.js';
 
 export interface OpenOptions {
@@ -28,6 +31,12 @@ export class SharedMemory {
   readonly slots: EndpointSlots;
   /** Per-slot counters; acquire/release write this process's worker row. */
   readonly endpoints: EndpointCounters;
+  /** Limiter key → slot. */
+  readonly limitKeys: LimitKeys;
+  /** Per limiter slot: two sliding windows (rate limits, quotas). */
+  readonly limitWindows: LimitWindows;
+  /** Per limiter slot: concurrent requests per worker; acquire/release write this process's element. */
+  readonly limitConcurrency: LimitConcurrency;
 
   private constructor(name: string, buffer: ArrayBuffer, layout: Layout, workerIndex: number | null) {
     this.name = name;
@@ -37,6 +46,9 @@ export class SharedMemory {
     this.workers = new WorkerSlots(buffer, layout);
     this.slots = new EndpointSlots(buffer, layout);
     this.endpoints = new EndpointCounters(buffer, layout, workerIndex);
+    this.limitKeys = new LimitKeys(buffer, layout);
+    this.limitWindows = new LimitWindows(buffer, layout);
+    this.limitConcurrency = new LimitConcurrency(buffer, layout, workerIndex);
   }
 
   /**
@@ -82,11 +94,14 @@ export class SharedMemory {
   }
 
   /**
-   * After worker `index` exited (however it died): zero its in-flight row and free its slot. Returns
-   * how many in-flight requests it still held. Call before forking its replacement into the slot.
+   * After worker `index` exited (however it died): zero its in-flight row and its limiter concurrency
+   * places, and free its slot. Returns how many endpoint in-flight requests it still held (its
+   * limiter places are the same requests seen by the limiter, so they are not added). Call before
+   * forking its replacement into the slot.
    */
   reclaimWorker(index: number): number {
     const held = this.endpoints.reclaimWorker(index);
+    this.limitConcurrency.reclaimWorker(index);
     this.workers.clear(index);
     return held;
   }
