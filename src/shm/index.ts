@@ -61,3 +61,16 @@ export {
   type WindowPacking,
 } from './limit-windows.js';
 export { LimitConcurrency } from './limit-concurrency.js';
+export {
+  DEFAULT_PREFIX_INDEX_ENTRIES,
+  PREFIX_ENDPOINT_FIELDS,
+  PREFIX_ENDPOINT_RECORD_BYTES,
+  PREFIX_ENTRY_BYTES,
+  PREFIX_ENTRY_FIELDS,
+  PREFIX_INDEX_WAYS,
+  PREFIX_TICK_MS,
+  prefixIndexBuckets,
+  prefixIndexEntries,
+} from './layout.js';
+export { MAX_PREFIX_CAPACITY, PrefixIndex } from './prefix-index.js';
+export { ReplicaMetrics, type ReplicaSample } from './replica-metrics.js';

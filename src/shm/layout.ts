@@ -4,7 +4,7 @@
  * change is made in one place and every process of one build agrees on it.
  *
  * Segment = header | workers | endpointKeys | endpointStats | endpointInFlight | limitKeys |
- * limitWindows | limitConcurrency, each region starting
+ * limitWindows | limitConcurrency | prefixIndex | prefixEndpoints, each region starting
  * on a 64-byte boundary (a cache line: a region written by every worker never shares a line with its
  * neighbour, and every BigInt64 field is 8-byte aligned as Atomics requires). Sizes depend on two
  * parameters fixed at creation and stored in the header, so a process that opens the segment
@@ -28,7 +28,7 @@
 export const LAYOUT_MAGIC = 0x534c4345;
 
 /** Bump on any change to REGIONS, a record's fields or the header. Readers accept only their own. */
-export const LAYOUT_VERSION = 3;
+export const LAYOUT_VERSION = 4;
 
 /** Alignment of every region and record stride: one x86-64/arm64 cache line. */
 export const CACHE_LINE_BYTES = 64;
@@ -51,6 +51,12 @@ export interface LayoutParams {
    * their shape; the header stores 0 for "absent" (see writeHeader).
    */
   readonly limitKeyCapacity?: number;
+  /**
+   * Entries of the prefix-cache index ((block hash, endpoint) pairs the prefix balancer believes a
+   * replica holds); DEFAULT_PREFIX_INDEX_ENTRIES when absent, rounded up to whole buckets. Optional
+   * for the same reason as limitKeyCapacity; the header stores 0 for "absent".
+   */
+  readonly prefixIndexEntries?: number;
 }
 
 export const DEFAULT_LAYOUT_PARAMS: LayoutParams = { workerSlots: 64, endpointCapacity: 1024 };
@@ -63,11 +69,25 @@ export function limitKeyCapacity(params: LayoutParams): number {
   return params.limitKeyCapacity ?? DEFAULT_LIMIT_KEY_CAPACITY;
 }
 
+/**
+ * Prefix-index entries when LayoutParams.prefixIndexEntries is absent: 2^18 × 32 B = 8 MiB, about
+ * 4 M tokens of KV cache at 16 tokens a block spread over every prefix-balanced replica. tmpfs (and a
+ * private ArrayBuffer) only backs pages once written, so a gateway without a prefix balancer pays
+ * nothing for it.
+ */
+export const DEFAULT_PREFIX_INDEX_ENTRIES = 1 << 18;
+
+/** The prefix-index entries these parameters give, before rounding to whole buckets. */
+export function prefixIndexEntries(params: LayoutParams): number {
+  return params.prefixIndexEntries ?? DEFAULT_PREFIX_INDEX_ENTRIES;
+}
+
 /** Bounds on the parameters: beyond them a value is a configuration mistake, not a need. */
 export const LAYOUT_LIMITS = {
   workerSlots: { min: 1, max: 1024 },
   endpointCapacity: { min: 1, max: 65536 },
   limitKeyCapacity: { min: 1, max: 65536 },
+  prefixIndexEntries: { min: 64, max: 1 << 24 },
 } as const satisfies Record<keyof LayoutParams, { min: number; max: number }>;
 
 /** A field inside a record: its byte offset from the record's start and its width. */
@@ -80,7 +100,7 @@ export const FIELD_BYTES = { i32: 4, i64: 8 } as const;
 
 /**
  * The header region. `magic` is written last (see writeHeader), so a reader that sees it sees the
- * rest. Bytes 52..127 are reserved for parameters of regions added later.
+ * rest. Bytes 56..127 are reserved for parameters of regions added later.
  */
 export const HEADER_FIELDS = {
   magic: { offset: 0, type: 'i32' },
@@ -95,6 +115,8 @@ export const HEADER_FIELDS = {
   createdAtMs: { offset: 40, type: 'i64' },
   /** LayoutParams.limitKeyCapacity; 0 = absent (the default capacity). Layout v3. */
   limitKeyCapacity: { offset: 48, type: 'i32' },
+  /** LayoutParams.prefixIndexEntries; 0 = absent (the default). Layout v4. */
+  prefixIndexEntries: { offset: 52, type: 'i32' },
 } as const satisfies Record<string, FieldSpec>;
 export const HEADER_BYTES = 128;
 
@@ -184,6 +206,64 @@ export function limitConcurrencyBlockBytes(params: LayoutParams): number {
   return alignUp(params.workerSlots * FIELD_BYTES.i32, CACHE_LINE_BYTES);
 }
 
+/**
+ * The prefix index (prefix-index.ts): a set-associative table of PREFIX_INDEX_WAYS entries per bucket,
+ * each entry one (block hash, endpoint slot) pair the prefix balancer recorded. The bucket is chosen
+ * by a hash of both; an insert replaces an empty way, else one whose endpoint has evicted it, else
+ * the least recently touched. 8 ways × 32 bytes = one 256-byte bucket, 4 cache lines.
+ */
+export const PREFIX_INDEX_WAYS = 8;
+export const PREFIX_ENTRY_BYTES = 32;
+export const PREFIX_ENTRY_FIELDS = {
+  /** The block's chain hash (53 bits, prompt-blocks.ts): low 32 bits. */
+  hashLow: { offset: 0, type: 'i32' },
+  /** High 21 bits. */
+  hashHigh: { offset: 4, type: 'i32' },
+  /** Endpoint slot + 1; 0 = empty way. */
+  owner: { offset: 8, type: 'i32' },
+  /** The owner's eviction clock (prefixEndpoints.clock) at the entry's last touch. */
+  seq: { offset: 12, type: 'i32' },
+  /** Shared-clock time of the last touch, in PREFIX_TICK_MS units (wraps; compared by difference). */
+  tick: { offset: 16, type: 'i32' },
+  /** Bit 0: learned on this node and not yet shared with other nodes (prefix sharing, Redis). */
+  flags: { offset: 20, type: 'i32' },
+} as const satisfies Record<string, FieldSpec>;
+
+/** Resolution of prefix-index entry times: coarse enough that 32 bits cover years, fine enough for any TTL. */
+export const PREFIX_TICK_MS = 64;
+
+/** Buckets of the prefix index for these parameters. */
+export function prefixIndexBuckets(params: LayoutParams): number {
+  return Math.ceil(prefixIndexEntries(params) / PREFIX_INDEX_WAYS);
+}
+
+/**
+ * One record per endpoint slot for prefix-aware balancing: the replica's modelled KV cache (eviction
+ * clock, capacity, TTL; written by workers) and what its /metrics last said (written by the
+ * supervisor's scraper). One cache line per endpoint.
+ */
+export const PREFIX_ENDPOINT_RECORD_BYTES = 64;
+export const PREFIX_ENDPOINT_FIELDS = {
+  /** Blocks newly recorded on the endpoint, ever (wraps): an entry older than `capacity` of them is evicted. */
+  clock: { offset: 0, type: 'i32' },
+  /** KV blocks (of the balancer's block size) the replica is modelled to hold; 0 = not indexed. */
+  capacity: { offset: 4, type: 'i32' },
+  /** Entries untouched for longer than this (PREFIX_TICK_MS units) are treated as gone. */
+  ttlTicks: { offset: 8, type: 'i32' },
+  /** KV-cache size in tokens as the replica's /metrics reported it; 0 = unknown. */
+  kvTokens: { offset: 12, type: 'i32' },
+  /** Scraped: requests queued on the replica. */
+  waiting: { offset: 16, type: 'i32' },
+  /** Scraped: requests in the replica's running batch. */
+  running: { offset: 20, type: 'i32' },
+  /** Scraped: share of KV-cache blocks in use, in millionths. */
+  kvUsagePpm: { offset: 24, type: 'i32' },
+  /** Scrapes failed in a row. */
+  scrapeFailures: { offset: 28, type: 'i32' },
+  /** Shared-clock ms of the last successful scrape; 0 = never. */
+  scrapedAtMs: { offset: 32, type: 'i64' },
+} as const satisfies Record<string, FieldSpec>;
+
 export interface RegionSpec {
   readonly name: string;
   readonly summary: string;
@@ -233,6 +313,16 @@ export const REGIONS = [
     summary: 'per limiter slot, one Int32 per worker: requests that worker holds; readers sum them',
     bytes: (p) => limitKeyCapacity(p) * limitConcurrencyBlockBytes(p),
   },
+  {
+    name: 'prefixIndex',
+    summary: 'prefix-cache index: buckets of 8 × 32-byte (block hash, endpoint, eviction seq, time) entries',
+    bytes: (p) => prefixIndexBuckets(p) * PREFIX_INDEX_WAYS * PREFIX_ENTRY_BYTES,
+  },
+  {
+    name: 'prefixEndpoints',
+    summary: 'one record per endpoint slot: modelled KV cache (eviction clock, capacity, TTL) and scraped replica metrics',
+    bytes: (p) => p.endpointCapacity * PREFIX_ENDPOINT_RECORD_BYTES,
+  },
 ] as const satisfies readonly RegionSpec[];
 
 export type RegionName = (typeof REGIONS)[number]['name'];
@@ -263,7 +353,7 @@ function checkParams(params: LayoutParams): void {
   for (const key of Object.keys(LAYOUT_LIMITS) as (keyof LayoutParams)[]) {
     const value = params[key];
     // Optional parameters (added after v2) may be absent: their default applies.
-    if (value === undefined && key === 'limitKeyCapacity') continue;
+    if (value === undefined && (key === 'limitKeyCapacity' || key === 'prefixIndexEntries')) continue;
     const { min, max } = LAYOUT_LIMITS[key];
     if (value === undefined || !Number.isInteger(value) || value < min || value > max) {
       throw new LayoutError(`shared-memory layout: ${key} must be an integer in [${min}, ${max}], got ${value}`);
@@ -316,6 +406,7 @@ export function writeHeader(buffer: ArrayBuffer, layout: Layout, init: HeaderIni
   Atomics.store(h32, i32(HEADER_FIELDS.workerSlots), layout.params.workerSlots);
   Atomics.store(h32, i32(HEADER_FIELDS.endpointCapacity), layout.params.endpointCapacity);
   Atomics.store(h32, i32(HEADER_FIELDS.limitKeyCapacity), layout.params.limitKeyCapacity ?? 0);
+  Atomics.store(h32, i32(HEADER_FIELDS.prefixIndexEntries), layout.params.prefixIndexEntries ?? 0);
   Atomics.store(h32, i32(HEADER_FIELDS.supervisorPid), init.supervisorPid);
   Atomics.store(h64, i64(HEADER_FIELDS.createdAtMs), BigInt(Math.trunc(init.createdAtMs)));
   Atomics.store(h32, i32(HEADER_FIELDS.magic), LAYOUT_MAGIC);
@@ -347,10 +438,12 @@ export function readLayout(buffer: ArrayBuffer, name = 'segment'): Layout {
     );
   }
   const storedLimitKeys = Atomics.load(h32, i32(HEADER_FIELDS.limitKeyCapacity));
+  const storedPrefixEntries = Atomics.load(h32, i32(HEADER_FIELDS.prefixIndexEntries));
   const params: LayoutParams = {
     workerSlots: Atomics.load(h32, i32(HEADER_FIELDS.workerSlots)),
     endpointCapacity: Atomics.load(h32, i32(HEADER_FIELDS.endpointCapacity)),
     ...(storedLimitKeys === 0 ? {} : { limitKeyCapacity: storedLimitKeys }),
+    ...(storedPrefixEntries === 0 ? {} : { prefixIndexEntries: storedPrefixEntries }),
   };
   let layout: Layout;
   try {

@@ -14,6 +14,8 @@ import { createSegment, openSegment, unlinkSegment } from './segment.js';
 import { LimitConcurrency } from './limit-concurrency.js';
 import { LimitKeys } from './limit-keys.js';
 import { LimitWindows } from './limit-windows.js';
+import { PrefixIndex } from './prefix-index.js';
+import { ReplicaMetrics } from './replica-metrics.js';
 import { WorkerSlots } from './worker-slots.js';
 
 export interface OpenOptions {
@@ -37,6 +39,10 @@ export class SharedMemory {
   readonly limitWindows: LimitWindows;
   /** Per limiter slot: concurrent requests per worker; acquire/release write this process's element. */
   readonly limitConcurrency: LimitConcurrency;
+  /** Which KV blocks each replica is believed to hold (prefix balancer), with its eviction model. */
+  readonly prefixIndex: PrefixIndex;
+  /** What each replica's /metrics last said (the supervisor's scraper writes, balancers read). */
+  readonly replicaMetrics: ReplicaMetrics;
 
   private constructor(name: string, buffer: ArrayBuffer, layout: Layout, workerIndex: number | null) {
     this.name = name;
@@ -49,6 +55,8 @@ export class SharedMemory {
     this.limitKeys = new LimitKeys(buffer, layout);
     this.limitWindows = new LimitWindows(buffer, layout);
     this.limitConcurrency = new LimitConcurrency(buffer, layout, workerIndex);
+    this.prefixIndex = new PrefixIndex(buffer, layout);
+    this.replicaMetrics = new ReplicaMetrics(buffer, layout);
   }
 
   /**
