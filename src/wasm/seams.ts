@@ -13,22 +13,25 @@ export interface SharedValue {
   cas: number;
 }
 
-/** proxy_get_shared_data / proxy_set_shared_data: one key space per VM id. */
+/**
+ * proxy_get_shared_data / proxy_set_shared_data: one key space per VM id. `full` (no room for the key
+ * or the value) reaches the plugin as INTERNAL_FAILURE.
+ */
 export interface SharedDataStore {
   get(vmId: string, key: string): SharedValue | undefined;
   /**
    * `cas` 0 writes unconditionally; otherwise the write only happens when it equals the stored
    * value's cas (a missing key has none, so any non-zero cas then mismatches).
    */
-  set(vmId: string, key: string, value: Uint8Array, cas: number): 'ok' | 'cas_mismatch';
+  set(vmId: string, key: string, value: Uint8Array, cas: number): 'ok' | 'cas_mismatch' | 'full';
 }
 
 /** proxy_register/resolve/enqueue/dequeue_shared_queue; queue ids are unique across VM ids. */
 export interface SharedQueueStore {
-  /** Creates the queue or opens the existing one of that name. */
-  register(vmId: string, name: string): number;
+  /** Creates the queue or opens the existing one of that name; undefined when no room is left. */
+  register(vmId: string, name: string): number | undefined;
   resolve(vmId: string, name: string): number | undefined;
-  enqueue(queueId: number, value: Uint8Array): 'ok' | 'not_found';
+  enqueue(queueId: number, value: Uint8Array): 'ok' | 'not_found' | 'full';
   dequeue(queueId: number): Uint8Array | 'empty' | 'not_found';
   /**
    * Calls `listener` after each enqueue on `queueId` (never synchronously inside `enqueue`, so a
@@ -64,7 +67,8 @@ export interface HttpCaller {
 
 /** proxy_define_metric and friends. Names are the plugin's; the sink may prefix or sanitize them. */
 export interface MetricSink {
-  define(kind: MetricKind, name: string): number;
+  /** The metric's id; `bad_argument` for a name the sink cannot hold, `full` when no room is left. */
+  define(kind: MetricKind, name: string): number | 'bad_argument' | 'full';
   /** False when the id is unknown. */
   increment(id: number, delta: bigint): 'ok' | 'not_found' | 'bad_argument';
   record(id: number, value: bigint): 'ok' | 'not_found';

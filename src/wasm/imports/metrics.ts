@@ -19,7 +19,10 @@ export function metricImports(vm: PluginVm): HostFunctions {
       if (kind === undefined) return Status.BadArgument;
       const name = mem.string(nPtr, nLen);
       if (name === undefined || !mem.inBounds(retId, 4)) return Status.InvalidMemoryAccess;
-      mem.writeU32(retId, sink.define(kind, name));
+      const id = sink.define(kind, name);
+      if (id === 'bad_argument') return Status.BadArgument;
+      if (id === 'full') return Status.InternalFailure;
+      mem.writeU32(retId, id);
       return Status.Ok;
     },
     // i64 parameters arrive as BigInt (JS-BigInt integration).

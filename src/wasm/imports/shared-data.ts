@@ -23,7 +23,8 @@ export function sharedDataImports(vm: PluginVm): HostFunctions {
       const key = mem.string(kPtr, kLen);
       const value = mem.copy(vPtr, vLen);
       if (key === undefined || value === undefined) return Status.InvalidMemoryAccess;
-      return store.set(vmId, key, value, cas >>> 0) === 'ok' ? Status.Ok : Status.CasMismatch;
+      const r = store.set(vmId, key, value, cas >>> 0);
+      return r === 'ok' ? Status.Ok : r === 'cas_mismatch' ? Status.CasMismatch : Status.InternalFailure;
     },
   };
 }

@@ -12,6 +12,7 @@ export function sharedQueueImports(vm: PluginVm): HostFunctions {
       const name = mem.string(nPtr, nLen);
       if (name === undefined || !mem.inBounds(retId, 4)) return Status.InvalidMemoryAccess;
       const id = queues.register(vm.identity.vmId, name);
+      if (id === undefined) return Status.InternalFailure;
       // The registering plugin is the consumer: it gets proxy_on_queue_ready for this queue.
       vm.subscribeQueue(id);
       mem.writeU32(retId, id);
@@ -29,7 +30,8 @@ export function sharedQueueImports(vm: PluginVm): HostFunctions {
     proxy_enqueue_shared_queue(id: number, vPtr: number, vLen: number): number {
       const value = mem.copy(vPtr, vLen);
       if (value === undefined) return Status.InvalidMemoryAccess;
-      return queues.enqueue(id >>> 0, value) === 'ok' ? Status.Ok : Status.NotFound;
+      const r = queues.enqueue(id >>> 0, value);
+      return r === 'ok' ? Status.Ok : r === 'not_found' ? Status.NotFound : Status.InternalFailure;
     },
     proxy_dequeue_shared_queue(id: number, retData: number, retSize: number): number {
       if (!mem.inBounds(retData, 4) || !mem.inBounds(retSize, 4)) return Status.InvalidMemoryAccess;
