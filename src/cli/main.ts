@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, validateConfig } from '../config/load.js';
 import { configJsonSchema, type Config, type ConfigInput, type ProviderConfig } from '../config/schema.js';
@@ -17,6 +18,7 @@ import { Supervisor } from '../supervisor/supervisor.js';
 import { startMockServer } from '../mock/server.js';
 import { mockCliOptions, MOCK_CLI_HELP } from './mock-options.js';
 import { generateKey, hashKey } from '../governance/keys.js';
+import { checkPlugins } from '../wasm/plugin-check.js';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 78 } as const;
 
@@ -68,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'start':
         return await start(rest);
       case 'validate':
-        return validate(rest);
+        return await validate(rest);
       case 'schema':
         process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
         return EXIT.ok;
@@ -105,13 +107,16 @@ function usage<T>(parse: () => T): T {
   }
 }
 
-function validate(args: string[]): number {
+async function validate(args: string[]): Promise<number> {
   const { positionals } = usage(() => parseArgs({ args, options: {}, allowPositionals: true, strict: true }));
   if (positionals.length !== 1) throw new UsageError('validate takes exactly one FILE');
   const file = positionals[0] as string;
   const config = loadConfigFile(file, process.env);
   // A file `start` would refuse is not valid: build the providers too (no connection is opened).
   void closeProviders(createProviders(config.providers, { env: process.env }, file).values());
+  // And the plugins: each is loaded and started once (off the main thread, time-limited).
+  const issues = await checkPlugins(config.plugins, { baseDir: dirname(resolve(file)), upstreams: config.plugin_upstreams });
+  if (issues.length > 0) throw new ConfigError(file, issues.map((i) => ({ path: `plugins[${i.index}]`, message: i.message })));
   process.stdout.write(`${file}: valid\n`);
   return EXIT.ok;
 }
@@ -187,6 +192,8 @@ async function start(args: string[]): Promise<number> {
     reloadSource: configPath ? load : undefined,
     watchFile: configPath,
     env: process.env,
+    // Relative plugin paths in the config (at start and in every reload) are the file's neighbours.
+    baseDir: configPath ? dirname(resolve(configPath)) : process.cwd(),
   });
   let admin: AdminServer;
   try {

@@ -5,6 +5,7 @@
  */
 
 import { z } from 'zod';
+import { PluginsSchema, PluginUpstreamsSchema, WasmFilterRefSchema } from '../wasm/config.js';
 
 const port = z.number().int().min(0).max(65535);
 const positiveMs = z.number().int().min(1).max(24 * 3600 * 1000);
@@ -300,6 +301,7 @@ export const FilterSchema = z.discriminatedUnion('type', [
     })
     .strict()
     .describe('Request-body defaults and overrides, applied to the body as the client sent it.'),
+  WasmFilterRefSchema.describe('Places a Wasm plugin (an entry of `plugins`) at this point of the chain.'),
 ]);
 
 export const ServerSchema = z
@@ -362,6 +364,8 @@ export const ConfigSchema = z
     auth: AuthSchema.default(AuthSchema.parse({})),
     access_log: AccessLogSchema.default(AccessLogSchema.parse({})),
     filters: z.array(FilterSchema).default([]),
+    plugins: PluginsSchema,
+    plugin_upstreams: PluginUpstreamsSchema,
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -417,6 +421,20 @@ export const ConfigSchema = z
     if (cfg.filters.filter((f) => f.type === 'model').length > 1) {
       ctx.addIssue({ code: 'custom', path: ['filters'], message: 'the model filter may be listed at most once' });
     }
+    const pluginNames = new Set(cfg.plugins.map((p) => p.name));
+    const placed = new Set<string>();
+    cfg.filters.forEach((f, i) => {
+      if (f.type !== 'wasm') return;
+      if (!pluginNames.has(f.plugin)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['filters', i, 'plugin'],
+          message: `unknown plugin "${f.plugin}" (configured: ${[...pluginNames].join(', ') || 'none'})`,
+        });
+      }
+      if (placed.has(f.plugin)) ctx.addIssue({ code: 'custom', path: ['filters', i, 'plugin'], message: `plugin "${f.plugin}" is placed twice` });
+      placed.add(f.plugin);
+    });
   });
 
 export type Config = z.output<typeof ConfigSchema>;

@@ -14,10 +14,18 @@ import { headersFilter } from './headers.js';
 
 /**
  * `first`: filters that run before all configured ones (authentication), so nothing a configured
- * filter does can be reached without a key.
+ * filter does can be reached without a key. `plugins`: the Wasm plugins of this config by name, ready
+ * to run; those no `- type: wasm` entry places run after the listed filters, in `plugins` order.
  */
-export function buildFilterChain(configs: readonly FilterConfig[], router: ModelRouter, rules: RuleSet, first: readonly Filter[] = []): FilterChain {
+export function buildFilterChain(
+  configs: readonly FilterConfig[],
+  router: ModelRouter,
+  rules: RuleSet,
+  first: readonly Filter[] = [],
+  plugins: ReadonlyMap<string, Filter> = new Map(),
+): FilterChain {
   const filters: Filter[] = [];
+  const placed = new Set<string>();
   let hasModel = false;
   for (const cfg of configs) {
     switch (cfg.type) {
@@ -31,8 +39,16 @@ export function buildFilterChain(configs: readonly FilterConfig[], router: Model
       case 'body':
         filters.push(bodyFilter(cfg));
         break;
+      case 'wasm': {
+        const plugin = plugins.get(cfg.plugin);
+        if (plugin === undefined) throw new Error(`plugin ${cfg.plugin} is placed in the chain but was not loaded`);
+        placed.add(cfg.plugin);
+        filters.push(plugin);
+        break;
+      }
     }
   }
+  for (const [name, plugin] of plugins) if (!placed.has(name)) filters.push(plugin);
   if (!hasModel) filters.unshift(modelFilter(router, rules));
   return new FilterChain([...first, ...filters]);
 }

@@ -19,6 +19,8 @@ export class RequestContext {
   readonly startMs: number = clock.monotonicMs();
   /** The body as the client sent it, parsed. Filters that edit it must set `bodyChanged`. */
   body: JsonObject = {};
+  /** The body's bytes as the client sent them (a plugin reads these instead of re-serialising `body`). */
+  rawBody: Uint8Array | undefined = undefined;
   bodyChanged = false;
   /** The model the client asked for. */
   model = '';

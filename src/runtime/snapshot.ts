@@ -8,6 +8,7 @@ import { ConfigError, type ConfigIssue } from '../config/load.js';
 import type { Config, ProviderConfig } from '../config/schema.js';
 import { buildFilterChain } from '../filters/registry.js';
 import type { FilterChain } from '../pipeline/chain.js';
+import type { Filter } from '../pipeline/filter.js';
 import type { Provider } from '../providers/provider.js';
 import { createProvider } from '../providers/registry.js';
 import { ModelRouter, routeRetry } from '../routing/model-router.js';
@@ -29,6 +30,8 @@ export interface Snapshot {
   readonly consumers: ConsumerDirectory;
   /** Provider name → models it reported at `/v1/models` (self-hosted servers). */
   readonly discovered: ReadonlyMap<string, readonly string[]>;
+  /** The config's Wasm plugins by name, loaded and started (src/wasm, WasmPluginManager.prepare). */
+  readonly plugins: ReadonlyMap<string, Filter>;
 }
 
 export interface SnapshotDeps {
@@ -70,6 +73,7 @@ export function buildSnapshot(
   providers: ReadonlyMap<string, Provider>,
   discovered: ReadonlyMap<string, readonly string[]>,
   state: WorkerState,
+  plugins: ReadonlyMap<string, Filter> = new Map(),
 ): Snapshot {
   const retry = routeRetry(config.retry);
   const router = new ModelRouter(config.models, providers, discovered, retry);
@@ -77,8 +81,8 @@ export function buildSnapshot(
   const groups = buildProviderGroups(providers, config.providers, config.retry.budget, state.shm);
   const consumers = new ConsumerDirectory(config.consumers, state.keys, config.auth.required);
   const first = consumers.enforced ? [authFilter(consumers)] : [];
-  const chain = buildFilterChain(config.filters, router, rules, first);
-  return Object.freeze({ generation, config, providers, router, rules, groups, chain, consumers, discovered });
+  const chain = buildFilterChain(config.filters, router, rules, first, plugins);
+  return Object.freeze({ generation, config, providers, router, rules, groups, chain, consumers, discovered, plugins });
 }
 
 /** Release the connections of providers the next snapshot no longer uses. */

@@ -19,6 +19,7 @@ import { AccessLog } from '../observability/access-log.js';
 import type { RequestContext } from '../pipeline/context.js';
 import { buildSnapshot, closeProviders, createProviders, type Snapshot, type SnapshotDeps, type WorkerState } from '../runtime/snapshot.js';
 import { KeyRing, type RuntimeKey } from '../governance/consumers.js';
+import { GatewayPlugins } from '../wasm/gateway-plugins.js';
 import { handleModelRequest, type ProxyHost } from './proxy.js';
 import type { ResponseRelay } from './relay.js';
 
@@ -39,6 +40,10 @@ export interface GatewayOptions extends SnapshotDeps {
   discoveryTimeoutMs?: number;
   /** How often to ask self-hosted servers again (they may start after the gateway). */
   rediscoverIntervalMs?: number;
+  /** The supervisor's plugin segment (shared data, queues, metrics of Wasm plugins across workers). */
+  pluginSegment?: string;
+  /** Directory relative plugin paths are resolved against (the config file's); default: cwd. */
+  baseDir?: string;
 }
 
 /** uWS silently falls back to a slow JavaScript shim when its native binary fails to load. */
@@ -80,6 +85,7 @@ export class Gateway implements ProxyHost {
     snapshot: Snapshot,
     private readonly opts: GatewayOptions,
     private readonly state: WorkerState,
+    private readonly plugins: GatewayPlugins,
   ) {
     this.current = snapshot;
     this.accessLog = AccessLog.open(snapshot.config.access_log);
@@ -92,8 +98,10 @@ export class Gateway implements ProxyHost {
     // Without a supervisor's segment (an embedded gateway) the same counters live in this process.
     const state: WorkerState = { shm: opts.shm ?? SharedMemory.private(), keys: new KeyRing() };
     if (opts.runtimeKeys) state.keys.replace(opts.runtimeKeys);
-    const snapshot = await Gateway.prepare(opts.config, opts.generation ?? 1, opts, undefined, state);
-    const gw = new Gateway(snapshot, opts, state);
+    const plugins = new GatewayPlugins({ segment: opts.pluginSegment, baseDir: opts.baseDir });
+    const snapshot = await Gateway.prepare(opts.config, opts.generation ?? 1, opts, undefined, state, plugins);
+    plugins.activate(snapshot.plugins, snapshot.config.plugin_upstreams);
+    const gw = new Gateway(snapshot, opts, state, plugins);
     await gw.listen(opts.host ?? opts.config.server.host, opts.port ?? opts.config.server.port);
     gw.startTimers();
     return gw;
@@ -131,8 +139,9 @@ export class Gateway implements ProxyHost {
   /** Validate-and-swap: on any error the running snapshot stays. */
   async reload(config: Config, generation?: number): Promise<Snapshot> {
     const previous = this.current;
-    const next = await Gateway.prepare(config, generation ?? previous.generation + 1, this.opts, previous, this.state);
+    const next = await Gateway.prepare(config, generation ?? previous.generation + 1, this.opts, previous, this.state, this.plugins);
     this.current = next;
+    this.plugins.activate(next.plugins, next.config.plugin_upstreams);
     this.retireProviders(previous, next);
     if (JSON.stringify(previous.config.access_log) !== JSON.stringify(next.config.access_log)) {
       const old = this.accessLog;
@@ -160,6 +169,7 @@ export class Gateway implements ProxyHost {
     (this.app as TemplatedApp & { close?: () => void }).close?.();
     await closeProviders(this.current.providers.values());
     await this.accessLog?.close();
+    this.plugins.close();
   }
 
   // ── building snapshots ─────────────────────────────────────────────────────────────────────
@@ -174,6 +184,7 @@ export class Gateway implements ProxyHost {
     opts: GatewayOptions,
     previous: Snapshot | undefined,
     state: WorkerState,
+    plugins: GatewayPlugins,
   ): Promise<Snapshot> {
     const reuse = new Map<string, Provider>();
     if (previous) {
@@ -190,9 +201,18 @@ export class Gateway implements ProxyHost {
     const providers = new Map<string, Provider>();
     for (const pc of config.providers) providers.set(pc.name, (reuse.get(pc.name) ?? fresh.get(pc.name)) as Provider);
     const discovered = await Gateway.discover(providers, opts.discoveryTimeoutMs ?? 5_000);
+    let prepared;
     try {
-      return buildSnapshot(config, generation, providers, discovered, state);
+      // Plugins load and start before anything changes: one that cannot fails the reload.
+      prepared = await plugins.prepare(config.plugins, config.plugin_upstreams);
     } catch (err) {
+      await closeProviders(fresh.values());
+      throw err;
+    }
+    try {
+      return buildSnapshot(config, generation, providers, discovered, state, prepared);
+    } catch (err) {
+      plugins.discard(prepared);
       await closeProviders(fresh.values());
       throw err;
     }
@@ -245,7 +265,7 @@ export class Gateway implements ProxyHost {
       discovered.size === snap.discovered.size &&
       [...discovered].every(([k, v]) => JSON.stringify(v) === JSON.stringify(snap.discovered.get(k)));
     if (same) return;
-    this.current = buildSnapshot(snap.config, snap.generation, snap.providers, discovered, this.state);
+    this.current = buildSnapshot(snap.config, snap.generation, snap.providers, discovered, this.state, snap.plugins);
   }
 
   // ── serving ────────────────────────────────────────────────────────────────────────────────
@@ -295,6 +315,7 @@ export class Gateway implements ProxyHost {
       .post('/v1/completions', model('openai-chat', 'completions'))
       .post('/v1/embeddings', model('openai-chat', 'embeddings'))
       .get('/v1/models', (res, req) => this.listModels(res, req.getHeader('anthropic-version') !== ''))
+      .get('/metrics', (res) => this.pluginMetrics(res))
       .get('/healthz', (res) => {
         res.cork(() => {
           res.writeHeader('content-type', 'application/json').end('{"status":"ok"}');
@@ -303,7 +324,7 @@ export class Gateway implements ProxyHost {
       .any('/*', (res, req) => {
         const url = req.getUrl();
         const method = req.getCaseSensitiveMethod();
-        const known = ['/v1/chat/completions', '/v1/messages', '/v1/completions', '/v1/embeddings', '/v1/models', '/healthz'];
+        const known = ['/v1/chat/completions', '/v1/messages', '/v1/completions', '/v1/embeddings', '/v1/models', '/healthz', '/metrics'];
         const error = known.includes(url)
           ? new GatewayError('method_not_allowed', `${method} is not allowed on ${url}`)
           : new GatewayError('not_found', `no route for ${method} ${url.slice(0, 200)}`);
@@ -314,6 +335,29 @@ export class Gateway implements ProxyHost {
           res.writeHeader('content-type', 'application/json').end(body);
         });
       });
+  }
+
+  /** Wasm plugin metrics (node-wide: they live in the plugin segment), Prometheus text format. */
+  private pluginMetrics(res: HttpResponse): void {
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    this.plugins.metricsText().then(
+      (text) => {
+        if (aborted) return;
+        res.cork(() => {
+          res.writeHeader('content-type', this.plugins.contentType).end(text);
+        });
+      },
+      (err) => {
+        log.warn('plugin metrics failed', describeError(err));
+        if (aborted) return;
+        res.cork(() => {
+          res.writeStatus('500 Internal Server Error').end();
+        });
+      },
+    );
   }
 
   private listModels(res: HttpResponse, anthropic: boolean): void {

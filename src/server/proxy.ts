@@ -44,6 +44,10 @@ export function handleModelRequest(
   const out = new ClientResponse(res);
   out.onAbort(() => {
     ctx.aborted = true;
+    // Gone before the attempt loop took over (it installs its own handler): the request ends here.
+    // onDone still runs, once, and releases a filter holding the request (a plugin waiting for its
+    // HTTP call), whose pending phase then finds the response done and stops.
+    endRequest(ctx, snapshot, host);
   });
 
   const limit = snapshot.config.server.max_body_bytes;
@@ -75,6 +79,7 @@ export function handleModelRequest(
     chunks.push(Buffer.from(ab.slice(0)));
     if (!isLast) return;
     const raw = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+    ctx.rawBody = raw;
     afterPhase(headerPhase, ctx, out, snapshot, host, () => {
       readModelRequest(raw, ctx);
       afterPhase(snapshot.chain.runRequestBody(ctx), ctx, out, snapshot, host, () => forward(raw, ctx, out, snapshot, host));
@@ -152,14 +157,25 @@ function tooLarge(limit: number): GatewayError {
 /** Requests answered by the gateway itself still end with onDone, like every other. */
 function replyLocally(out: ClientResponse, ctx: RequestContext, snapshot: Snapshot, host: ProxyHost, reply: LocalReply): void {
   sendLocalReply(out, ctx, reply);
-  snapshot.chain.runDone(ctx, onDoneFailed);
-  host.requestEnded(ctx);
+  endRequest(ctx, snapshot, host);
 }
 
 function fail(out: ClientResponse, ctx: RequestContext, snapshot: Snapshot, host: ProxyHost, err: unknown): void {
   const error = toGatewayError(err);
   if (!(err instanceof GatewayError)) log.error('request failed', { request_id: ctx.id, ...describeError(err) });
   sendError(out, ctx, error);
+  endRequest(ctx, snapshot, host);
+}
+
+/** Requests that ended before the attempt loop: only these go through here, so the set stays small. */
+const ended = new WeakSet<RequestContext>();
+
+/** onDone and the end of the request, once, however it ended before reaching the attempt loop. */
+function endRequest(ctx: RequestContext, snapshot: Snapshot, host: ProxyHost): void {
+  if (ended.has(ctx)) return;
+  ended.add(ctx);
+  // 499: the client closed the connection first (nginx's convention).
+  if (ctx.aborted && ctx.status === 0) ctx.status = 499;
   snapshot.chain.runDone(ctx, onDoneFailed);
   host.requestEnded(ctx);
 }

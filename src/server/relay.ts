@@ -262,8 +262,9 @@ export class ResponseRelay implements UpstreamHandler {
     rh['content-type'] = 'text/event-stream; charset=utf-8';
     rh['cache-control'] = 'no-cache';
     rh['x-accel-buffering'] = 'no';
-    chain.runResponseHeaders(ctx);
+    // Before the filters: a plugin reads it as `:status` / `response.code`.
     ctx.status = 200;
+    chain.runResponseHeaders(ctx);
     this.init.out.startStream(200, rh);
   }
 
@@ -429,9 +430,9 @@ export class ResponseRelay implements UpstreamHandler {
   /** A whole JSON answer with the upstream's status; response-header filters run first. */
   private sendWhole(body: string | Uint8Array): void {
     const { ctx, out, chain } = this.init;
+    ctx.status = this.status;
     chain.runResponseHeaders(ctx);
     ctx.responseHeaders['content-type'] = 'application/json';
-    ctx.status = this.status;
     if (ctx.firstByteMs === 0) ctx.firstByteMs = clock.monotonicMs();
     out.send(this.status, ctx.responseHeaders, body);
     this.finish();

@@ -18,6 +18,9 @@ import { SharedMemory } from '../shm/shared-memory.js';
 import { NodeAgents } from './node-agents.js';
 import { RuntimeKeyStore } from '../governance/key-store.js';
 import type { FromWorker, ToWorker } from './messages.js';
+import { ConfigError } from '../config/load.js';
+import { checkPlugins } from '../wasm/plugin-check.js';
+import { PluginSegment } from '../wasm/shared/plugin-segment.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 
@@ -49,6 +52,8 @@ export interface SupervisorOptions {
   /** The file to watch, if any. */
   watchFile: string | undefined;
   env: Readonly<Record<string, string | undefined>>;
+  /** Relative plugin paths are resolved against it (the config file's directory); default: cwd. */
+  baseDir?: string;
 }
 
 interface Slot {
@@ -79,6 +84,7 @@ export class Supervisor {
   private constructor(
     private readonly opts: SupervisorOptions,
     private readonly shm: SharedMemory,
+    private readonly pluginShm: PluginSegment,
   ) {
     this.agents = new NodeAgents(shm);
     this.keyStore = new RuntimeKeyStore((keys) => this.broadcast({ type: 'keys', keys: [...keys] }));
@@ -108,7 +114,17 @@ export class Supervisor {
     // The name must not outlive this process, however it ends (a crash included: the next start
     // would also clean it, but only then).
     process.once('exit', () => shm.unlink());
-    const sup = new Supervisor({ ...opts, port }, shm);
+    // Wasm plugins' shared data, queues and metrics, seen by every worker (src/wasm/shared/).
+    const pluginShm = PluginSegment.create(PluginSegment.nameFor(port));
+    process.once('exit', () => PluginSegment.unlink(pluginShm.name));
+    const sup = new Supervisor({ ...opts, port }, shm, pluginShm);
+    try {
+      await sup.checkPlugins(opts.config, 'config');
+    } catch (err) {
+      shm.unlink();
+      PluginSegment.unlink(pluginShm.name);
+      throw err;
+    }
     await sup.keyStore.configure(opts.config.redis);
     try {
       await Promise.all(sup.slots.map((s) => sup.spawn(s)));
@@ -174,6 +190,8 @@ export class Supervisor {
         port: this.port,
         shm: this.shm.name,
         keys: this.keyStore.list(),
+        pluginShm: this.pluginShm.name,
+        baseDir: this.opts.baseDir ?? process.cwd(),
       });
       if (child.pid !== undefined) this.shm.workers.register(slot.index, child.pid);
     });
@@ -292,6 +310,9 @@ export class Supervisor {
       log.warn('admin settings change on restart only; keeping the running ones', { reason });
       config = Object.freeze({ ...next, admin: this.config.admin });
     }
+    // Plugins are loaded and started once here, off the main thread, so a broken one is refused
+    // before any worker sees it.
+    await this.checkPlugins(config, reason);
     // Building the providers is the part of validation the schema cannot do (types, keys, URLs).
     this.updateAgents(config);
     void this.keyStore.configure(config.redis);
@@ -340,6 +361,12 @@ export class Supervisor {
     } finally {
       void closeProviders(providers.values());
     }
+  }
+
+  /** Throws a ConfigError naming each plugin that cannot be loaded, compiled or configured. */
+  private async checkPlugins(config: Config, source: string): Promise<void> {
+    const issues = await checkPlugins(config.plugins, { baseDir: this.opts.baseDir, upstreams: config.plugin_upstreams });
+    if (issues.length > 0) throw new ConfigError(source, issues.map((i) => ({ path: `plugins[${i.index}]`, message: i.message })));
   }
 
   /** To every worker that is up or starting (a starting one queues it until its gateway runs). */
@@ -413,6 +440,7 @@ export class Supervisor {
     for (const slot of this.slots) slot.child?.kill('SIGKILL');
     await Promise.all([this.agents.stop(), this.keyStore.stop()]);
     this.shm.unlink();
+    PluginSegment.unlink(this.pluginShm.name);
   }
 }
 

@@ -66,6 +66,8 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
       probePort: false,
       shm,
       runtimeKeys: msg.keys,
+      ...(msg.pluginShm !== undefined ? { pluginSegment: msg.pluginShm } : {}),
+      ...(msg.baseDir !== undefined ? { baseDir: msg.baseDir } : {}),
     });
   } catch (err) {
     send({ type: 'fatal', message: (err as Error).message, configError: err instanceof ConfigError });

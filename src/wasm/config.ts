@@ -157,3 +157,35 @@ export function encodePluginValue(value: unknown): Uint8Array {
   if (typeof value === 'string') return Buffer.from(value, 'utf8');
   return Buffer.from(JSON.stringify(value), 'utf8');
 }
+
+export const PluginUpstreamSchema = z
+  .object({
+    url: z
+      .string()
+      .url()
+      .refine((u) => /^https?:/i.test(u), 'must be an http or https URL')
+      .describe('Base URL; the plugin\'s `:path` is appended to it.'),
+    max_body_bytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(64 * 1024 * 1024)
+      .default(4 * 1024 * 1024)
+      .describe('Largest answer read from it; a larger one fails the call.'),
+  })
+  .strict();
+
+/**
+ * The upstreams plugins may reach with proxy_http_call, by name. A plugin names one (`upstream: authz`
+ * in its config, the cluster name in Envoy terms) and never an address, so it reaches only what the
+ * operator listed here. Either a URL or `{ url, max_body_bytes }`.
+ */
+export const PluginUpstreamsSchema = z
+  .record(
+    pluginName,
+    z.union([z.string().transform((url) => ({ url })).pipe(PluginUpstreamSchema), PluginUpstreamSchema]),
+  )
+  .default({})
+  .describe('Upstreams Wasm plugins may call with proxy_http_call, by name: `authz: http://127.0.0.1:9000`.');
+
+export type PluginUpstreams = z.output<typeof PluginUpstreamsSchema>;

@@ -200,6 +200,8 @@ export class WasmPluginFilter implements Filter {
 
   /** A binding, or the fail-policy result when the plugin is unavailable or traps at once. */
   private begin(ctx: RequestContext): Binding | FilterResult {
+    // The client left (and onDone ran) while an earlier filter waited: nothing would end this context.
+    if (ctx.aborted) return undefined;
     const vm = this.runtime.acquire();
     if (vm === undefined) {
       this.runtime.stats.unavailable++;

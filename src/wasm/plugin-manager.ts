@@ -63,6 +63,12 @@ export class WasmPluginManager {
     this.cache.retain([...keep].map((r) => r.compiled));
   }
 
+  /** Stops what `prepare` started for a set that will never be activated; running plugins stay. */
+  discard(prepared: PreparedPlugins): void {
+    const live = new Set([...this.active.values()].map((f) => f.runtime));
+    for (const f of prepared.values()) if (!live.has(f.runtime)) f.runtime.dispose();
+  }
+
   close(): void {
     for (const f of this.active.values()) f.runtime.dispose();
     this.active = new Map();

@@ -6,7 +6,8 @@
  */
 
 import { isMemory, Wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
-import { WASI } from 'node:wasi';
+import { createRequire } from 'node:module';
+import type { WASI } from 'node:wasi';
 import { Action, BufferType } from './abi-constants.js';
 import { isLegacyAbi, type AbiVersion } from './abi-version.js';
 import { GuestMemory } from './guest-memory.js';
@@ -138,7 +139,9 @@ export class PluginVm {
       options.importedMemoryMaxPages === undefined
         ? undefined
         : new Wasm.Memory({ initial: 1, maximum: options.importedMemoryMaxPages });
-    const wasi = new WASI({ version: 'preview1', args: [], env: {}, returnOnExit: true });
+    const usesWasi = Wasm.Module.imports(options.module).some((i) => i.module === 'wasi_snapshot_preview1');
+    // Only modules that import WASI get one (AssemblyScript and hand-written plugins do not).
+    const wasi = usesWasi ? quietWasi() : undefined;
     const imports = buildImports(this, options.module, wasi, importedMemory);
     const instance = new Wasm.Instance(options.module, imports);
     this.exports = instance.exports as unknown as GuestExports;
@@ -148,9 +151,8 @@ export class PluginVm {
     this.mem.bind(memory, allocate ? (n) => allocate(n) as number : undefined);
 
     this.invoke('start', () => {
-      const usesWasi = Wasm.Module.imports(options.module).some((i) => i.module === 'wasi_snapshot_preview1');
       const ex = this.exports;
-      if (usesWasi && ex.memory) {
+      if (wasi && ex.memory) {
         // node:wasi refuses initialize() when _start exists and start() when _initialize exists.
         if (ex._start && !ex._initialize) wasi.start(instance);
         else wasi.initialize(instance);
@@ -437,4 +439,27 @@ export class PluginVm {
     return this.mem.byteLength;
   }
 
+}
+
+/**
+ * node:wasi announces itself as experimental when first loaded, on stderr, in every worker. The host
+ * uses it with no preopens, arguments or environment (nothing experimental is relied on), so it is
+ * loaded on first need (most plugins never import WASI) with that one notice dropped.
+ */
+let WasiClass: typeof WASI | undefined;
+
+function quietWasi(): WASI {
+  if (WasiClass === undefined) {
+    const emit = process.emitWarning;
+    process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+      if (String(warning).includes('WASI')) return;
+      (emit as (...a: unknown[]) => void).call(process, warning, ...rest);
+    }) as typeof process.emitWarning;
+    try {
+      WasiClass = (createRequire(import.meta.url)('node:wasi') as { WASI: typeof WASI }).WASI;
+    } finally {
+      process.emitWarning = emit;
+    }
+  }
+  return new WasiClass({ version: 'preview1', args: [], env: {}, returnOnExit: true });
 }

@@ -46,13 +46,11 @@ export function envImports(vm: PluginVm): HostFunctions {
 export function buildImports(
   vm: PluginVm,
   module: WasmModule,
-  wasi: WASI,
+  wasi: WASI | undefined,
   importedMemory: WasmMemory | undefined,
 ): WasmImports {
-  const namespaces: WasmImports = {
-    env: envImports(vm),
-    wasi_snapshot_preview1: wasiImports(vm, wasi),
-  };
+  const namespaces: WasmImports = { env: envImports(vm) };
+  if (wasi) namespaces.wasi_snapshot_preview1 = wasiImports(vm, wasi);
   for (const imp of Wasm.Module.imports(module)) {
     const ns = (namespaces[imp.module] ??= {});
     if (imp.kind === 'memory' && importedMemory) {
