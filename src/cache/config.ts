@@ -156,6 +156,22 @@ export const CacheSchema = z
       .enum(['consumer', 'tenant', 'shared'])
       .default('consumer')
       .describe('Who shares cached answers: each consumer (API key) alone, every consumer of a tenant, or everyone. Model and provider always separate.'),
+    tenant_label: z
+      .string()
+      .min(1)
+      .max(64)
+      .default('tenant')
+      .describe("With `namespace: tenant`: the consumer label (`consumers[].labels`) naming the consumer's tenant. A consumer without it keeps its answers to itself."),
+    tenant_header: z
+      .string()
+      .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be a valid HTTP header name')
+      .transform((s) => s.toLowerCase())
+      .optional()
+      .describe('With `namespace: tenant`: a request header naming the tenant, used when the consumer has no tenant label. Only for a gateway behind a proxy that sets (and strips from clients) this header: anyone who can send it can read that tenant\'s answers.'),
+    share_across_nodes: z
+      .boolean()
+      .default(true)
+      .describe('With the top-level `redis` configured: share stored answers with the other gateway nodes through it.'),
     partition_by_end_user: z
       .boolean()
       .default(false)

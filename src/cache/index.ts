@@ -3,6 +3,7 @@
 export { AnswerStore, type AnswerStoreLimits, type EvictionCause } from './answer-store.js';
 export { type CacheEntry, type CacheRecord, fromRecord, InvalidRecordError, toRecord } from './cache-entry.js';
 export { CACHE_HEADER, cacheHeaderValue, type CacheStatus, type HitAccounting, type HitReply, hitReply } from './cache-hit.js';
+export { cacheFilter, type CacheFilterOptions, cacheFilters, type CacheHolder } from './filter.js';
 export { CachePool, type CachePoolOptions, EmbedderStartError, type PoolMiss, type PoolResult, type PoolStats } from './cache-pool.js';
 export {
   CacheSchema,
@@ -30,3 +31,4 @@ export {
 } from './response-cache.js';
 export { IndexMismatchError, SemanticIndexSet } from './semantic-index.js';
 export { QuestionVerifier, type RejectReason, type Verdict } from './verifier.js';
+export { WorkerCache, type WorkerCacheOptions } from './worker-cache.js';

@@ -58,11 +58,17 @@ export class RedisCacheLink {
     const link = new RedisCacheLink(client, subscriber, options, onRecord);
     client.on('error', () => link.counters.errors++);
     subscriber.on('error', () => link.counters.errors++);
-    await Promise.all([client.connect(), subscriber.connect()]);
-    subscriber.on('message', (channel: string, message: string) => {
-      if (channel === link.channel) void link.receive(message);
-    });
-    await subscriber.subscribe(link.channel);
+    try {
+      await Promise.all([client.connect(), subscriber.connect()]);
+      subscriber.on('message', (channel: string, message: string) => {
+        if (channel === link.channel) void link.receive(message);
+      });
+      await subscriber.subscribe(link.channel);
+    } catch (err) {
+      // ioredis would keep reconnecting in the background: the caller decides when to try again.
+      await link.close();
+      throw err;
+    }
     return link;
   }
 

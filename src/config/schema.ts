@@ -5,6 +5,7 @@
  */
 
 import { z } from 'zod';
+import { CacheSchema } from '../cache/config.js';
 import { PluginsSchema, PluginUpstreamsSchema, WasmFilterRefSchema } from '../wasm/config.js';
 
 const port = z.number().int().min(0).max(65535);
@@ -360,6 +361,7 @@ export const ConfigSchema = z
     rules: z.array(RuleSchema).default([]).describe('Canary and header rules, tried in order before the model routes.'),
     retry: RetrySchema.default(RetrySchema.parse({})).describe('Retry policy of every route that sets none, and the retry budget of every provider.'),
     redis: RedisSchema.optional().describe('Cluster state shared by several gateway nodes.'),
+    cache: CacheSchema.optional().describe('The response cache (exact and semantic); no block, no cache. See docs/cache.md.'),
     consumers: z.array(ConsumerSchema).default([]).describe('API consumers and their keys; with any configured, every request needs a key.'),
     auth: AuthSchema.default(AuthSchema.parse({})),
     access_log: AccessLogSchema.default(AccessLogSchema.parse({})),

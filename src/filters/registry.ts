@@ -16,6 +16,8 @@ import { headersFilter } from './headers.js';
  * `first`: filters that run before all configured ones (authentication), so nothing a configured
  * filter does can be reached without a key. `plugins`: the Wasm plugins of this config by name, ready
  * to run; those no `- type: wasm` entry places run after the listed filters, in `plugins` order.
+ * `last`: filters that run after all of them (the response cache, which keys the request as the
+ * others left it).
  */
 export function buildFilterChain(
   configs: readonly FilterConfig[],
@@ -23,6 +25,7 @@ export function buildFilterChain(
   rules: RuleSet,
   first: readonly Filter[] = [],
   plugins: ReadonlyMap<string, Filter> = new Map(),
+  last: readonly Filter[] = [],
 ): FilterChain {
   const filters: Filter[] = [];
   const placed = new Set<string>();
@@ -50,5 +53,5 @@ export function buildFilterChain(
   }
   for (const [name, plugin] of plugins) if (!placed.has(name)) filters.push(plugin);
   if (!hasModel) filters.unshift(modelFilter(router, rules));
-  return new FilterChain([...first, ...filters]);
+  return new FilterChain([...first, ...filters, ...last]);
 }

@@ -44,6 +44,12 @@ export class RequestContext {
   /** Monotonic time of the first body byte sent to the client. */
   firstByteMs = 0;
   usage: Usage | undefined = undefined;
+  /**
+   * What the response cache did (its `x-sluice-cache` status); undefined when no cache looked. On a
+   * hit nothing was bought upstream: `usage` is the replayed answer's, all input marked cached, and
+   * accounting must book it as cached tokens at zero spend (docs/cache.md, usage rule).
+   */
+  cache: 'hit' | 'semantic-hit' | 'miss' | 'bypass' | undefined = undefined;
   /** True once the client went away. */
   aborted = false;
 

@@ -23,6 +23,12 @@ export interface LocalReply {
   status: number;
   /** Rendered in the client's protocol. When set, `body` is ignored. */
   error?: GatewayError;
+  /**
+   * A whole answer in the canonical model, given as if the upstream had sent it: JSON in the client's
+   * protocol, or replayed as a stream of events when the client asked for one (a cache hit). Response
+   * filters see it like an upstream answer. When set (and `error` is not), `body` is ignored.
+   */
+  response?: ChatResponse;
   body?: JsonObject;
   headers?: Record<string, string>;
 }

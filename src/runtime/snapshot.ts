@@ -17,6 +17,8 @@ import { RuleSet } from '../routing/rules.js';
 import type { SharedMemory } from '../shm/shared-memory.js';
 import { authFilter } from '../governance/auth-filter.js';
 import { ConsumerDirectory, type KeyRing } from '../governance/consumers.js';
+import { cacheFilters } from '../cache/filter.js';
+import type { WorkerCache } from '../cache/worker-cache.js';
 
 export interface Snapshot {
   readonly generation: number;
@@ -43,6 +45,8 @@ export interface WorkerState {
   readonly shm: SharedMemory;
   /** Keys made through the admin API. */
   readonly keys: KeyRing;
+  /** The worker's response cache (absent in tools that build snapshots without serving). */
+  readonly cache?: WorkerCache;
 }
 
 /**
@@ -81,7 +85,8 @@ export function buildSnapshot(
   const groups = buildProviderGroups(providers, config.providers, config.retry.budget, state.shm);
   const consumers = new ConsumerDirectory(config.consumers, state.keys, config.auth.required);
   const first = consumers.enforced ? [authFilter(consumers)] : [];
-  const chain = buildFilterChain(config.filters, router, rules, first, plugins);
+  const last = cacheFilters(config.cache, state.cache, (name, label) => consumers.get(name)?.labels[label]);
+  const chain = buildFilterChain(config.filters, router, rules, first, plugins, last);
   return Object.freeze({ generation, config, providers, router, rules, groups, chain, consumers, discovered, plugins });
 }
 

@@ -19,6 +19,8 @@ import { AccessLog } from '../observability/access-log.js';
 import type { RequestContext } from '../pipeline/context.js';
 import { buildSnapshot, closeProviders, createProviders, type Snapshot, type SnapshotDeps, type WorkerState } from '../runtime/snapshot.js';
 import { KeyRing, type RuntimeKey } from '../governance/consumers.js';
+import type { CacheRecord } from '../cache/cache-entry.js';
+import { WorkerCache } from '../cache/worker-cache.js';
 import { GatewayPlugins } from '../wasm/gateway-plugins.js';
 import { handleModelRequest, type ProxyHost } from './proxy.js';
 import type { ResponseRelay } from './relay.js';
@@ -40,10 +42,19 @@ export interface GatewayOptions extends SnapshotDeps {
   discoveryTimeoutMs?: number;
   /** How often to ask self-hosted servers again (they may start after the gateway). */
   rediscoverIntervalMs?: number;
+  /** Hands each response-cache entry stored here to the sibling workers (the supervisor forwards it). */
+  shareCacheRecord?: (record: CacheRecord) => void;
   /** The supervisor's plugin segment (shared data, queues, metrics of Wasm plugins across workers). */
   pluginSegment?: string;
   /** Directory relative plugin paths are resolved against (the config file's); default: cwd. */
   baseDir?: string;
+}
+
+/** The gateway's own OpenAI API as seen from this host (a cache judge without `base_url` calls it). */
+function selfBaseUrl(opts: GatewayOptions): string {
+  const host = opts.host ?? opts.config.server.host;
+  const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  return `http://${local}:${opts.port ?? opts.config.server.port}/v1`;
 }
 
 /** uWS silently falls back to a slow JavaScript shim when its native binary fails to load. */
@@ -96,7 +107,11 @@ export class Gateway implements ProxyHost {
   static async start(opts: GatewayOptions): Promise<Gateway> {
     assertNativeUws();
     // Without a supervisor's segment (an embedded gateway) the same counters live in this process.
-    const state: WorkerState = { shm: opts.shm ?? SharedMemory.private(), keys: new KeyRing() };
+    const state: WorkerState = {
+      shm: opts.shm ?? SharedMemory.private(),
+      keys: new KeyRing(),
+      cache: new WorkerCache({ share: opts.shareCacheRecord, selfBaseUrl: selfBaseUrl(opts) }),
+    };
     if (opts.runtimeKeys) state.keys.replace(opts.runtimeKeys);
     const plugins = new GatewayPlugins({ segment: opts.pluginSegment, baseDir: opts.baseDir });
     const snapshot = await Gateway.prepare(opts.config, opts.generation ?? 1, opts, undefined, state, plugins);
@@ -130,6 +145,16 @@ export class Gateway implements ProxyHost {
   /** Keys made or revoked through the admin API, as the supervisor sends them (the whole set). */
   setRuntimeKeys(keys: readonly RuntimeKey[]): void {
     this.state.keys.replace(keys);
+  }
+
+  /** A response-cache entry stored by a sibling worker (or a batch of them when this one started). */
+  applyCacheRecord(record: unknown): void {
+    this.state.cache?.apply(record);
+  }
+
+  /** Every live response-cache entry, for a sibling that just started. */
+  cacheRecords(): CacheRecord[] {
+    return this.state.cache?.records() ?? [];
   }
 
   requestEnded(ctx: RequestContext): void {
@@ -169,6 +194,7 @@ export class Gateway implements ProxyHost {
     (this.app as TemplatedApp & { close?: () => void }).close?.();
     await closeProviders(this.current.providers.values());
     await this.accessLog?.close();
+    await this.state.cache?.stop();
     this.plugins.close();
   }
 
@@ -201,6 +227,8 @@ export class Gateway implements ProxyHost {
     const providers = new Map<string, Provider>();
     for (const pc of config.providers) providers.set(pc.name, (reuse.get(pc.name) ?? fresh.get(pc.name)) as Provider);
     const discovered = await Gateway.discover(providers, opts.discoveryTimeoutMs ?? 5_000);
+    // Before the snapshot that uses it; the previous cache serves until the new one is ready.
+    await state.cache?.configure(config.cache, config.redis);
     let prepared;
     try {
       // Plugins load and start before anything changes: one that cannot fails the reload.

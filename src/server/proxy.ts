@@ -156,7 +156,7 @@ function tooLarge(limit: number): GatewayError {
 
 /** Requests answered by the gateway itself still end with onDone, like every other. */
 function replyLocally(out: ClientResponse, ctx: RequestContext, snapshot: Snapshot, host: ProxyHost, reply: LocalReply): void {
-  sendLocalReply(out, ctx, reply);
+  sendLocalReply(out, ctx, reply, snapshot.chain);
   endRequest(ctx, snapshot, host);
 }
 

@@ -2,6 +2,7 @@
 
 import type { ConfigInput } from '../config/schema.js';
 import type { RuntimeKey } from '../governance/consumers.js';
+import type { CacheRecord } from '../cache/cache-entry.js';
 
 export type ToWorker =
   | {
@@ -22,11 +23,21 @@ export type ToWorker =
   | { type: 'keys'; keys: RuntimeKey[] }
   | { type: 'config'; config: ConfigInput; generation: number }
   | { type: 'drain'; graceMs: number }
-  | { type: 'stats'; id: number };
+  | { type: 'stats'; id: number }
+  /** A response-cache entry a sibling stored (one cache for all workers). */
+  | { type: 'cache-record'; record: CacheRecord }
+  /** Part of a sibling's entries, for a worker that just started. */
+  | { type: 'cache-records'; records: CacheRecord[] }
+  /** Send your entries for worker `to` (as `cache-dump` replies). */
+  | { type: 'cache-dump'; to: number };
 
 export type FromWorker =
   | { type: 'ready'; port: number }
   | { type: 'fatal'; message: string; configError?: boolean }
   | { type: 'config-applied'; generation: number }
   | { type: 'config-failed'; generation: number; message: string }
-  | { type: 'stats'; id: number; inFlight: number };
+  | { type: 'stats'; id: number; inFlight: number }
+  /** An entry this worker stored, for its siblings. */
+  | { type: 'cache-record'; record: CacheRecord }
+  /** Part of this worker's entries, for worker `to`. */
+  | { type: 'cache-dump'; to: number; records: CacheRecord[] };

@@ -165,10 +165,15 @@ export class Supervisor {
       slot.startedMs = clock.monotonicMs();
       let settled = false;
       child.on('message', (msg: FromWorker) => {
+        if (msg.type === 'cache-record' || msg.type === 'cache-dump') {
+          this.forwardCache(slot, msg);
+          return;
+        }
         if (msg.type === 'ready' && !settled) {
           settled = true;
           slot.state = 'ready';
           resolve(msg.port);
+          this.sendCacheSnapshot(slot);
         } else if (msg.type === 'fatal' && !settled) {
           settled = true;
           reject(new Error(msg.message));
@@ -367,6 +372,27 @@ export class Supervisor {
   private async checkPlugins(config: Config, source: string): Promise<void> {
     const issues = await checkPlugins(config.plugins, { baseDir: this.opts.baseDir, upstreams: config.plugin_upstreams });
     if (issues.length > 0) throw new ConfigError(source, issues.map((i) => ({ path: `plugins[${i.index}]`, message: i.message })));
+  }
+
+  /**
+   * One response cache for all workers: an entry one stores goes to every other (one still starting
+   * queues it), and a worker that starts after its siblings gets their entries (see docs/cache.md).
+   */
+  private forwardCache(from: Slot, msg: Extract<FromWorker, { type: 'cache-record' | 'cache-dump' }>): void {
+    if (msg.type === 'cache-dump') {
+      const to = this.slots[msg.to]?.child;
+      if (to) this.post(to, { type: 'cache-records', records: msg.records });
+      return;
+    }
+    for (const slot of this.slots) {
+      if (slot !== from && slot.child && (slot.state === 'ready' || slot.state === 'starting')) this.post(slot.child, msg);
+    }
+  }
+
+  private sendCacheSnapshot(slot: Slot): void {
+    if (this.config.cache === undefined || !this.config.cache.enabled) return;
+    const sibling = this.slots.find((s) => s !== slot && s.child && s.state === 'ready');
+    if (sibling?.child) this.post(sibling.child, { type: 'cache-dump', to: slot.index });
   }
 
   /** To every worker that is up or starting (a starting one queues it until its gateway runs). */

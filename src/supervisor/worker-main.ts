@@ -13,6 +13,8 @@ let gateway: Gateway | undefined;
 /** Settles once 'start' was handled: a config sent while the gateway starts waits for it. */
 let started: Promise<void> | undefined;
 let draining = false;
+/** Response-cache entries per message when a sibling asks for all of them. */
+const CACHE_DUMP_SLICE = 256;
 
 function send(msg: FromWorker): void {
   process.send?.(msg);
@@ -38,6 +40,21 @@ async function handle(msg: ToWorker): Promise<void> {
       await started;
       gateway?.setRuntimeKeys(msg.keys);
       return;
+    case 'cache-record':
+      await started;
+      gateway?.applyCacheRecord(msg.record);
+      return;
+    case 'cache-records':
+      await started;
+      for (const record of msg.records) gateway?.applyCacheRecord(record);
+      return;
+    case 'cache-dump': {
+      await started;
+      const records = gateway?.cacheRecords() ?? [];
+      // In slices: one huge message would hold the IPC channel (and this event loop) for its length.
+      for (let i = 0; i < records.length; i += CACHE_DUMP_SLICE) send({ type: 'cache-dump', to: msg.to, records: records.slice(i, i + CACHE_DUMP_SLICE) });
+      return;
+    }
     case 'drain': {
       if (draining) return;
       draining = true;
@@ -66,6 +83,7 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
       probePort: false,
       shm,
       runtimeKeys: msg.keys,
+      shareCacheRecord: (record) => send({ type: 'cache-record', record }),
       ...(msg.pluginShm !== undefined ? { pluginSegment: msg.pluginShm } : {}),
       ...(msg.baseDir !== undefined ? { baseDir: msg.baseDir } : {}),
     });
