@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Registry } from 'prom-client';
+import { AggregatorRegistry, Registry } from 'prom-client';
 
 import { PluginSegment, MAX_PAYLOAD, DATA_MAX_KEYS } from '../../src/wasm/shared/plugin-segment.js';
 import { PluginMetricsExporter, ShmMetrics } from '../../src/wasm/shared/shm-metrics.js';
@@ -85,7 +85,8 @@ describe('plugin segment: shared queues', () => {
 
 describe('plugin segment: metrics', () => {
   it('one id per name and kind; counters refuse going down; histograms count, sum and bucket', async () => {
-    const metrics = new ShmMetrics(PluginSegment.private());
+    const seg = PluginSegment.private();
+    const metrics = new ShmMetrics(seg);
     const c = metrics.define('counter', 'reqs') as number;
     assert.equal(metrics.define('counter', 'reqs'), c);
     assert.equal(metrics.increment(c, 2n), 'ok');
@@ -113,8 +114,14 @@ describe('plugin segment: metrics', () => {
     assert.match(out, /sluice_wasm_lat_us_sum 703/);
     assert.match(out, /sluice_wasm_lat_us_count 2/);
     metrics.define('counter', 'later');
-    exporter.sync();
-    assert.match(await registry.metrics(), /sluice_wasm_later 0/, 'metrics defined after the first sync appear');
+    assert.match(await registry.metrics(), /sluice_wasm_later 0/, 'metrics defined later appear without a sync');
+
+    // Two workers' registries summed by a cluster aggregation still report the node-wide value once.
+    const other = new Registry();
+    new PluginMetricsExporter(new ShmMetrics(seg), other).sync();
+    const summed = await AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), await other.getMetricsAsJSON()]).metrics();
+    assert.match(summed, /sluice_wasm_reqs 2\n/);
+    assert.match(summed, /sluice_wasm_lat_us_count 2\n/);
   });
 
   it('the usage-meter plugin on the segment stores: counts carry across two instances', async () => {

@@ -6,7 +6,9 @@
  *
  * `PluginMetricsExporter` publishes them to a prom-client registry. Since every process sees every
  * metric, any one worker's registry reports the gateway's totals; a cross-worker aggregation must not
- * add them up again, so each metric carries prom-client's `aggregator: 'first'`.
+ * add them up again, so each metric carries prom-client's `aggregator: 'max'`: every worker reports
+ * the same numbers read a moment apart, and counters and buckets only grow, so the largest is the
+ * latest (also when an aggregation keeps the last report of a worker that has exited).
  */
 
 import type { Registry } from 'prom-client';
@@ -42,6 +44,9 @@ export class ShmMetrics implements MetricSink {
   /** Kind per id known to this process; 0 = not looked up yet. */
   private readonly kinds = new Uint8Array(METRIC_SLOTS + 1);
 
+  /** Called after a metric is defined in this process (an exporter registers it). */
+  onDefine: (() => void) | undefined = undefined;
+
   constructor(private readonly seg: PluginSegment) {}
 
   define(kind: MetricKind, name: string): number | 'bad_argument' | 'full' {
@@ -70,6 +75,7 @@ export class ShmMetrics implements MetricSink {
     if (id === 0) return 'full';
     this.ids.set(key, id);
     this.kinds[id] = code;
+    this.onDefine?.();
     return id;
   }
 
@@ -178,9 +184,15 @@ export class PluginMetricsExporter {
     private readonly metrics: ShmMetrics,
     private readonly registry: Registry,
     private readonly prefix = 'sluice_wasm_',
-  ) {}
+  ) {
+    metrics.onDefine = () => this.sync();
+  }
 
-  /** Registers metrics defined since the last call (in any worker); call before rendering. */
+  /**
+   * Registers metrics defined since the last call, in any worker. Runs on every definition in this
+   * process (every worker runs the same plugins, so that covers them); call it before rendering to
+   * catch a metric only another worker defined so far.
+   */
   sync(): void {
     for (const m of this.metrics.list(this.known)) {
       this.known = m.id;
@@ -200,7 +212,7 @@ export class PluginMetricsExporter {
       async get() {
         const r = metrics.read(m.id);
         if (m.kind !== 'histogram') {
-          return { name, help, type: m.kind, aggregator: 'first', values: [{ value: Number(r.value), labels: {} }] };
+          return { name, help, type: m.kind, aggregator: 'max', values: [{ value: Number(r.value), labels: {} }] };
         }
         const values: PromValue[] = [];
         let cumulative = 0n;
@@ -211,7 +223,7 @@ export class PluginMetricsExporter {
         values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: Number(r.count) });
         values.push({ metricName: `${name}_sum`, labels: {}, value: Number(r.sum) });
         values.push({ metricName: `${name}_count`, labels: {}, value: Number(r.count) });
-        return { name, help, type: 'histogram', aggregator: 'first', values };
+        return { name, help, type: 'histogram', aggregator: 'max', values };
       },
     };
   }
