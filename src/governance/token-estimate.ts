@@ -14,21 +14,21 @@
  *   and Gemini; the true count depends on its size, which is not known without decoding it).
  *
  * Cost and its bounds
- * - Exact counting is a regex pre-tokenizer plus byte-pair merges: about 0.1–0.4 ms per thousand
- *   characters on first sight (see the report in docs/metrics.md). Conversations resend their whole
+ * - Exact counting is a regex pre-tokenizer plus byte-pair merges: about 0.55 ms for a 2k-token
+ *   prompt seen for the first time (docs/costs.md has the measurements). Conversations resend their whole
  *   history every turn, so counts of texts seen before are remembered (bounded), and only the new
  *   turn is tokenized.
  * - Per request at most `exactCharBudget` characters (default 16,384, ≈ 4k tokens) are tokenized;
  *   beyond that, texts are estimated from their characters in one pass (`approximateTextTokens`).
- *   Measured against o200k that rule gives 0.94–1.46× the true count on prose in 13 languages,
- *   code, JSON, numbers and CSV, and 0.77× on random base64 (which chats rarely carry as text).
- *   A plain chars/4 rule would give 0.4× on JSON and CJK text: too low to reserve with.
- * - The vocabulary is loaded on first use (≈ 0.5 s, ≈ 15 MB). Servers call
+ *   Measured against o200k that rule gives 0.94–1.47× the true count on prose in 13 languages,
+ *   code, JSON, numbers and CSV, and 0.75× on random base64 (which chats rarely carry as text).
+ *   A plain chars/4 rule would give 0.34–0.6× on CJK, JSON and numbers: too low to reserve with.
+ * - The vocabulary is loaded on first use (0.25–0.45 s, 15 MB live heap). Servers call
  *   `warmUpTokenEstimator()` at start so that no request pays it.
  *
  * Only the ranks file comes from js-tiktoken: its `Tiktoken` class keys its rank map by
- * comma-joined byte lists, which costs ~67 MB per process and a slow string join per merge
- * candidate. Here ranks are keyed by the token's bytes as a Latin-1 string (~15 MB, plain lookups).
+ * comma-joined byte lists, which costs 68 MB of heap per process and a string join per merge
+ * candidate. Here ranks are keyed by the token's bytes as a Latin-1 string (15 MB, plain lookups).
  * The counts are checked against js-tiktoken in the tests.
  */
 
