@@ -110,8 +110,63 @@ export const HealthCheckSchema = z
   .strict();
 
 export const BalancerSchema = z
-  .enum(['round_robin', 'weighted', 'least_request', 'global_least_request'])
+  .enum(['round_robin', 'weighted', 'least_request', 'global_least_request', 'prefix'])
   .describe('How a provider with several endpoints picks one: see docs/routing.md.');
+
+const PrefixBalanceSchema = z
+  .object({
+    load: z
+      .enum(['in_flight', 'waiting'])
+      .default('in_flight')
+      .describe("What counts as a replica's load: requests the gateway has in flight to it, or its own waiting queue from /metrics (in_flight while metrics are stale)."),
+    abs_threshold: z.number().min(0).max(1_000_000).default(8).describe('A replica this much busier than the least loaded one …'),
+    rel_threshold: z.number().min(1).max(1000).default(1.5).describe('… and this many times as busy is skipped, whatever it has cached.'),
+  })
+  .strict();
+
+const PrefixWeightsSchema = z
+  .object({
+    prefix: z.number().min(0).max(1000).default(1).describe('Weight of the share of the prompt a replica has cached.'),
+    queue: z.number().min(0).max(1000).default(0.25).describe('Weight of the replica being busier than the least loaded one (its excess load / abs_threshold).'),
+    kv_usage: z.number().min(0).max(1000).default(0.25).describe('Weight of the share of its KV cache in use (from /metrics).'),
+  })
+  .strict();
+
+const PrefixMetricsSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe("Scrape each replica's Prometheus metrics (vLLM or SGLang names) for waiting, running and KV usage."),
+    path: z.string().regex(/^\//, 'must start with /').default('/metrics').describe('Joined to each endpoint\'s origin.'),
+    interval_ms: z.number().int().min(100).max(600_000).default(1000).describe('Time between two scrapes of one replica (by the supervisor, off the request path).'),
+    timeout_ms: positiveMs.default(1000).describe('A scrape slower than this fails.'),
+  })
+  .strict();
+
+const PrefixShareSchema = z
+  .object({
+    enabled: z.boolean().default(false).describe('Share the prefix index with other gateway nodes through `redis`.'),
+    interval_ms: z.number().int().min(50).max(60_000).default(500).describe('How often each node publishes what it learned and reads what the others did.'),
+    max_batch: z.number().int().min(1).max(100_000).default(8192).describe('Most blocks one node publishes per interval; the rest waits for the next.'),
+    max_stream_entries: z.number().int().min(10).max(1_000_000).default(2000).describe('Bound of the Redis stream (batches, trimmed approximately).'),
+  })
+  .strict();
+
+export const PrefixSchema = z
+  .object({
+    block_size: z.number().int().min(1).max(1024).default(16).describe("Tokens per KV block as the replicas cache them (vLLM --block-size, SGLang's page size)."),
+    capacity_blocks: z
+      .number()
+      .int()
+      .min(1)
+      .max(1 << 29)
+      .optional()
+      .describe("KV blocks one replica holds (vLLM's num_gpu_blocks at block_size): the index evicts beyond it. Default: what /metrics reports, else 16384."),
+    ttl_ms: positiveMs.default(600_000).describe('A cached prefix no request touched for this long is forgotten.'),
+    balance: PrefixBalanceSchema.default(PrefixBalanceSchema.parse({})),
+    weights: PrefixWeightsSchema.default(PrefixWeightsSchema.parse({})),
+    metrics: PrefixMetricsSchema.default(PrefixMetricsSchema.parse({})),
+    share: PrefixShareSchema.default(PrefixShareSchema.parse({})),
+  })
+  .strict();
 
 export const MockSettingsSchema = z
   .object({
@@ -145,6 +200,7 @@ export const ProviderSchema = z
     balancer: BalancerSchema.default('least_request'),
     outlier: OutlierSchema.default(OutlierSchema.parse({})).describe('Passive health: eject endpoints that keep failing.'),
     health_check: HealthCheckSchema.optional().describe('Active health: probe every endpoint; off unless set.'),
+    prefix: PrefixSchema.optional().describe('Settings of `balancer: prefix` (prefix-cache-aware routing to vLLM/SGLang replicas).'),
     key_pool: KeyPoolSchema.default(KeyPoolSchema.parse({})).describe('How several api_key values share the load and rest after 401/403/429.'),
     api_key: z
       .union([z.string(), z.array(z.string()).min(1)])
@@ -419,6 +475,12 @@ export const ConfigSchema = z
       if (p.health_check !== undefined && p.endpoints === undefined && p.base_url === undefined) {
         ctx.addIssue({ code: 'custom', path: ['providers', i, 'health_check'], message: 'health checks need base_url or endpoints' });
       }
+      if (p.prefix !== undefined && p.balancer !== 'prefix') {
+        ctx.addIssue({ code: 'custom', path: ['providers', i, 'prefix'], message: 'prefix settings need `balancer: prefix`' });
+      }
+      if (p.prefix?.share.enabled === true && cfg.redis === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['providers', i, 'prefix', 'share'], message: 'sharing the prefix index needs `redis` to be configured' });
+      }
     });
     if (cfg.filters.filter((f) => f.type === 'model').length > 1) {
       ctx.addIssue({ code: 'custom', path: ['filters'], message: 'the model filter may be listed at most once' });
@@ -455,6 +517,7 @@ export type RedisConfig = z.output<typeof RedisSchema>;
 export type AccessLogConfig = z.output<typeof AccessLogSchema>;
 export type ConsumerConfig = z.output<typeof ConsumerSchema>;
 export type HealthCheckConfig = z.output<typeof HealthCheckSchema>;
+export type PrefixConfig = z.output<typeof PrefixSchema>;
 export type AdminConfig = z.output<typeof AdminSchema>;
 
 /** The JSON Schema (draft 2020-12) of the configuration file, as users write it. */

@@ -21,7 +21,8 @@ import { GatewayError } from '../errors.js';
 import { sharedClockMs } from '../shm/shared-clock.js';
 import { EndpointMask } from './balancer.js';
 import type { ProviderGroup } from './provider-group.js';
-import type { ResolvedRoute } from './model-router.js';
+import { targetModel, type ResolvedRoute } from './model-router.js';
+import { type PromptRequest, RequestPrompt } from './prefix-prompt.js';
 import type { RouteTarget } from './route-plan.js';
 import type { FailureKind, ResponseHeaders } from './retry-policy.js';
 
@@ -50,7 +51,9 @@ export class AttemptPlanner {
   private tried = new EndpointMask(0);
   private readonly mask = new EndpointMask(0);
   private pickMask = this.mask;
-  private readonly input: { excluded: EndpointMask | null; stickyKey: string | undefined };
+  private readonly input: { excluded: EndpointMask | null; stickyKey: string | undefined; blocks: Float64Array | undefined };
+  /** The request's prompt blocks, made on the first pick from a prefix-balanced group (never otherwise). */
+  private prompt: RequestPrompt | undefined;
   private retries = 0;
   private waitMs = 0;
   private lastError: GatewayError | undefined;
@@ -60,9 +63,11 @@ export class AttemptPlanner {
     private readonly groups: ReadonlyMap<string, ProviderGroup>,
     stickyKey: string | undefined,
     private readonly now: () => number = sharedClockMs,
+    /** Where the prompt comes from, for prefix-balanced groups (the request context itself). */
+    private readonly request?: PromptRequest,
   ) {
     this.order = route.plan.order();
-    this.input = { excluded: null, stickyKey };
+    this.input = { excluded: null, stickyKey, blocks: undefined };
   }
 
   /** Retries spent on the current candidate. */
@@ -190,6 +195,7 @@ export class AttemptPlanner {
     const mask = this.pickMask;
     const input = this.input;
     input.excluded = mask;
+    input.blocks = group.prefix === null ? undefined : this.promptBlocks(group.prefix.blockSize);
     mask.clear();
     for (let i = 0; i < group.endpoints.length; i++) if (this.tried.has(i)) mask.add(i);
     group.excludeUnavailable(mask);
@@ -207,6 +213,12 @@ export class AttemptPlanner {
       this.lastError ??= new GatewayError('upstream_unavailable', `no endpoint of provider ${group.provider.name} is available`);
     }
     return picked === undefined ? -1 : picked.index;
+  }
+
+  private promptBlocks(blockSize: number): Float64Array | undefined {
+    if (this.request === undefined) return undefined;
+    this.prompt ??= new RequestPrompt(this.request.protocol, this.request.op, this.request.body);
+    return this.prompt.blocks(blockSize, targetModel(this.order[this.candidate]!, this.route));
   }
 
   private hasUntriedEndpoint(group: ProviderGroup): boolean {

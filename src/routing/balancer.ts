@@ -20,6 +20,7 @@
  */
 
 import type { EndpointIdentity } from '../shm/index.js';
+import { PrefixBalancer, type PrefixBalancerDeps, type PrefixSettings } from './prefix-balancer.js';
 
 export interface BalancerEndpoint {
   /** Position in the group, 0..n-1 (`endpoints[i].index === i`): masks and balancer state use it. */
@@ -95,6 +96,11 @@ export interface PickInput {
    * ignore it.
    */
   readonly stickyKey: string | undefined;
+  /**
+   * The request's prompt as chained KV-block hashes (prompt-blocks.ts), for the prefix balancer;
+   * computed only for groups that use it, absent otherwise (and ignored by every other balancer).
+   */
+  readonly blocks?: Float64Array | undefined;
 }
 
 export interface Balancer {
@@ -264,7 +270,7 @@ export class LeastRequestBalancer implements Balancer {
   }
 }
 
-export const BALANCER_NAMES = ['round_robin', 'weighted', 'least_request', 'global_least_request'] as const;
+export const BALANCER_NAMES = ['round_robin', 'weighted', 'least_request', 'global_least_request', 'prefix'] as const;
 export type BalancerName = (typeof BALANCER_NAMES)[number];
 
 export interface BalancerDeps {
@@ -273,6 +279,12 @@ export interface BalancerDeps {
   /** Required by global_least_request: in flight here plus on other nodes (`shm.endpoints.globalInFlight`). */
   readonly globalInFlight?: InFlightReader;
   readonly random?: RandomSource;
+  /** Required by prefix: its settings, the shared index and metrics, the group's endpoints (prefix-balancer.ts). */
+  readonly prefix?: {
+    readonly settings: PrefixSettings;
+    readonly deps: Omit<PrefixBalancerDeps, 'random'>;
+    readonly endpoints: readonly BalancerEndpoint[];
+  };
 }
 
 /** A balancer by its configured name. Called once per group per snapshot, never per request. */
@@ -289,6 +301,9 @@ export function createBalancer(name: BalancerName, deps: BalancerDeps = {}): Bal
     case 'global_least_request':
       if (!deps.globalInFlight) throw new Error('global_least_request balancer needs a global in-flight reader (shared memory)');
       return new LeastRequestBalancer(deps.globalInFlight, random, 'global_least_request');
+    case 'prefix':
+      if (!deps.prefix) throw new Error('prefix balancer needs its settings and the shared prefix index');
+      return new PrefixBalancer(deps.prefix.settings, { ...deps.prefix.deps, random }, deps.prefix.endpoints);
     default: {
       const unknown: never = name;
       throw new Error(`unknown balancer "${String(unknown)}" (known: ${BALANCER_NAMES.join(', ')})`);

@@ -21,6 +21,7 @@ import {
   type PickInput,
 } from './balancer.js';
 import { KeyPool, keySlotIdentity } from './key-pool.js';
+import { prefixSettings, type PrefixSettings } from './prefix-balancer.js';
 import { isEndpointFailure, OutlierDetector } from './outlier.js';
 import { type FailureKind, type ResponseHeaders, RetryBudget } from './retry-policy.js';
 
@@ -32,6 +33,8 @@ export class ProviderGroup {
   readonly keyPool: KeyPool | null;
   /** Per worker: retries sent to this provider may not exceed a share of its requests. */
   readonly budget: RetryBudget;
+  /** The prefix balancer's settings; null when the group balances otherwise (and needs no prompt blocks). */
+  readonly prefix: PrefixSettings | null;
   private anyKeyTurn = -1;
 
   constructor(
@@ -44,9 +47,23 @@ export class ProviderGroup {
       provider.endpoints.map((e) => ({ weight: e.weight, slot: shm.slots.slotFor(endpointSlotIdentity(provider.name, e.url)) })),
     );
     const counters = shm.endpoints;
+    this.prefix = config.balancer === 'prefix' ? prefixSettings(config.prefix) : null;
     this.balancer = createBalancer(config.balancer, {
       inFlight: (slot) => counters.inFlight(slot),
       globalInFlight: (slot) => counters.globalInFlight(slot),
+      prefix:
+        this.prefix === null
+          ? undefined
+          : {
+              settings: this.prefix,
+              endpoints: this.endpoints,
+              deps: {
+                index: shm.prefixIndex,
+                metrics: shm.replicaMetrics,
+                inFlight: (slot) => counters.globalInFlight(slot),
+                now: sharedClockMs,
+              },
+            },
     });
     const o = config.outlier;
     this.outlier = new OutlierDetector(this.endpoints, counters, {

@@ -52,7 +52,8 @@ export class AttemptLoop {
     private readonly host: ProxyHost,
     route: ResolvedRoute,
   ) {
-    this.planner = new AttemptPlanner(route, snapshot.groups, undefined);
+    // ctx carries the prompt for prefix-balanced groups; nothing is computed for the others.
+    this.planner = new AttemptPlanner(route, snapshot.groups, undefined, undefined, ctx);
     this.baseHeaders = { ...ctx.responseHeaders };
     out.onAbort(() => {
       ctx.aborted = true;

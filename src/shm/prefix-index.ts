@@ -258,7 +258,7 @@ export class PrefixIndex {
     for (let b = 0; b < n; b++) {
       const e = found[b]!;
       if (e >= 0) {
-        this.touch(e, newest, nowTick);
+        this.touch(e, newest, nowTick, capacity);
         continue;
       }
       // A prompt longer than the replica's cache cannot be held whole: its tail is already evicted.
@@ -284,7 +284,7 @@ export class PrefixIndex {
     const nowTick = tickOf(nowMs);
     const e = this.find(low, high, slot);
     if (e >= 0 && this.live(e, slot + 1, nowTick)) {
-      this.touch(e, Atomics.load(this.endpoints, base + CLOCK), nowTick);
+      this.touch(e, Atomics.load(this.endpoints, base + CLOCK), nowTick, Atomics.load(this.endpoints, base + CAPACITY));
       return false;
     }
     const seq = (Atomics.add(this.endpoints, base + CLOCK, 1) + 1) | 0;
@@ -293,12 +293,13 @@ export class PrefixIndex {
   }
 
   /**
-   * A touch refreshes seq and time; skipped when this very tick already refreshed it to (nearly) this
-   * clock, so a hot shared prefix does not have every worker dirty the same lines on every request.
+   * A touch refreshes seq and time; skipped when this very tick already refreshed it to within 1/16
+   * of the capacity of this clock, so a hot shared prefix does not have every worker dirty the same
+   * lines on every request, while its place in the LRU order stays right to a few percent.
    */
-  private touch(e: number, seq: number, nowTick: number): void {
+  private touch(e: number, seq: number, nowTick: number, capacity: number): void {
     const table = this.table;
-    if (Atomics.load(table, e + TICK) === nowTick && ((seq - Atomics.load(table, e + SEQ)) >>> 0) < 64) return;
+    if (Atomics.load(table, e + TICK) === nowTick && ((seq - Atomics.load(table, e + SEQ)) >>> 0) * 16 < capacity) return;
     Atomics.store(table, e + SEQ, seq);
     Atomics.store(table, e + TICK, nowTick);
   }

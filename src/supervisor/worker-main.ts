@@ -5,6 +5,8 @@
 
 import { ConfigError, validateConfig } from '../config/load.js';
 import { describeError, log, setLogLevel } from '../observability/logger.js';
+import { usesPrefixBalancer } from '../routing/prefix-balancer.js';
+import { warmUpTokenizer } from '../routing/prompt-blocks.js';
 import { Gateway } from '../server/gateway.js';
 import { SharedMemory } from '../shm/shared-memory.js';
 import type { FromWorker, ToWorker } from './messages.js';
@@ -29,7 +31,10 @@ async function handle(msg: ToWorker): Promise<void> {
       await started;
       if (!gateway) return;
       try {
-        await gateway.reload(validateConfig(msg.config, 'supervisor'), msg.generation);
+        const next = validateConfig(msg.config, 'supervisor');
+        // Before the new routes serve: the first prompt must not pay for loading the tokenizer.
+        if (usesPrefixBalancer(next.providers)) warmUpTokenizer();
+        await gateway.reload(next, msg.generation);
         send({ type: 'config-applied', generation: msg.generation });
       } catch (err) {
         send({ type: 'config-failed', generation: msg.generation, message: (err as Error).message });
@@ -72,6 +77,8 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
   const config = validateConfig(msg.config, 'supervisor');
   setLogLevel(config.log.level);
   try {
+    // Loading the tokenizer costs 300-800 ms: pay it before 'ready', not on the first request.
+    if (usesPrefixBalancer(config.providers)) warmUpTokenizer();
     const shm = SharedMemory.open(msg.shm, { workerIndex: msg.index });
     gateway = await Gateway.start({
       config,
