@@ -470,7 +470,7 @@ export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
  */
 export class ClusterMetrics {
   private readonly live = new Map<number, MetricsSnapshot>();
-  /** Counters and histograms of exited workers (gauges dropped: nothing is in flight in a dead process). */
+  /** Summed counters and histograms of exited workers (see `retire`). */
   private retired: MetricsSnapshot[] = [];
 
   /** The latest snapshot of the worker with process id `pid`. */
@@ -478,11 +478,16 @@ export class ClusterMetrics {
     this.live.set(pid, snapshot);
   }
 
-  /** The worker `pid` exited: keep what it counted as of its last snapshot. */
+  /**
+   * The worker `pid` exited: keep what it counted as of its last snapshot. Only summed counters and
+   * histograms are kept: a gauge says nothing once its process is gone, and a node-wide value that
+   * every worker reports (aggregated with `max`, like the Wasm plugins' shared metrics) is still
+   * reported by the live ones, where a dead worker's stale report must not win.
+   */
   retire(pid: number): void {
     const last = this.live.get(pid);
     this.live.delete(pid);
-    if (last) this.retired.push(last.filter((m) => (m.type as unknown as string) !== 'gauge'));
+    if (last) this.retired.push(last.filter((m) => (m.type as unknown as string) !== 'gauge' && (m.aggregator ?? 'sum') === 'sum'));
   }
 
   get workers(): number {

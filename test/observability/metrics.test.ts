@@ -305,6 +305,25 @@ describe('ClusterMetrics', () => {
     assert.equal(cluster.workers, 0);
   });
 
+  it("forgets an exited worker's node-wide (max-aggregated) values: the live workers report them", async () => {
+    const cluster = new ClusterMetrics();
+    const worker = (shared: number) => {
+      const registry = new Registry();
+      new Counter({ name: 'sluice_wasm_shared', help: 'node-wide', aggregator: 'max', registers: [registry] }).inc(shared);
+      const m = new GatewayMetrics({ registry });
+      m.observe(base);
+      return m;
+    };
+    cluster.update(1, await worker(10).workerSnapshot());
+    cluster.update(2, await worker(12).workerSnapshot());
+    assert.equal(value(parse(await cluster.render()), 'sluice_wasm_shared'), 12);
+    cluster.retire(2);
+    cluster.update(3, await worker(11).workerSnapshot());
+    const s = parse(await cluster.render());
+    assert.equal(value(s, 'sluice_wasm_shared'), 11);
+    assert.equal(total(s, 'sluice_requests_total'), 3);
+  });
+
   it('counts a worker once however often it reports', async () => {
     const cluster = new ClusterMetrics();
     const w = new GatewayMetrics();
