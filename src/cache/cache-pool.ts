@@ -28,7 +28,10 @@ import type { IndexItem, IndexSetStats, IndexSpec, SearchQuery, SearchResult, Ve
 
 export type PoolMiss = 'busy' | 'timeout' | 'error' | 'stopped';
 
-export type PoolResult<T> = { ok: true; value: T; ms: number } | { ok: false; reason: PoolMiss; ms: number; error?: Error };
+export type PoolResult<T> =
+  | { ok: true; value: T; ms: number }
+  /** `late`: on a timeout, the task's own result once it finishes (undefined if it fails): work already paid for. */
+  | { ok: false; reason: PoolMiss; ms: number; error?: Error; late?: Promise<T | undefined> };
 
 export interface CachePoolOptions {
   embedder: EmbedderConfig;
@@ -135,7 +138,7 @@ class Lane {
     const ms = performance.now() - start;
     if (first === 'timeout') {
       this.timedOut++;
-      return { ok: false, reason: this.stopped ? 'stopped' : 'timeout', ms };
+      return { ok: false, reason: this.stopped ? 'stopped' : 'timeout', ms, late: work.then((w) => (w.ok ? w.value : undefined)) };
     }
     if (!first.ok) return { ok: false, reason: this.stopped ? 'stopped' : 'error', ms, error: first.error };
     return { ok: true, value: first.value, ms };
@@ -251,7 +254,10 @@ export class CachePool {
   async embed(texts: string[], budgetMs: number): Promise<PoolResult<Float32Array[]>> {
     const deadline = epochMs() + budgetMs;
     const r = await this.embedLane.run<EmbedReply>({ op: 'embed', texts, deadline } satisfies EmbedTask, budgetMs, (v) => (v.expired ? undefined : v.ms));
-    if (!r.ok) return r;
+    if (!r.ok) {
+      const { late, ...miss } = r;
+      return late === undefined ? miss : { ...miss, late: late.then((v) => (v === undefined || v.expired ? undefined : v.vectors)) };
+    }
     if (r.value.expired) return { ok: false, reason: 'timeout', ms: r.ms };
     return { ok: true, value: r.value.vectors, ms: r.ms };
   }
@@ -260,7 +266,7 @@ export class CachePool {
     const deadline = epochMs() + budgetMs;
     const task: IndexTask = { op: 'search', namespace, source: this.source, query: { ...query, nowMs: Date.now() }, deadline };
     const r = await this.indexLane.run<IndexSearchReply>(task, budgetMs);
-    if (!r.ok) return r;
+    if (!r.ok) return missOnly(r);
     this.noteInstance(r.value.instance);
     const result = r.value.result;
     if (result.expired) return { ok: false, reason: 'timeout', ms: r.ms };
@@ -314,7 +320,7 @@ export class CachePool {
 
   private async indexRun<T>(task: IndexTask, budgetMs: number): Promise<PoolResult<T>> {
     const r = await this.indexLane.run<IndexReply<T>>(task, budgetMs);
-    if (!r.ok) return r;
+    if (!r.ok) return missOnly(r);
     this.noteInstance(r.value.instance);
     return { ok: true, value: r.value.result, ms: r.ms };
   }
@@ -328,6 +334,12 @@ export class CachePool {
       for (const l of this.resetListeners) l();
     }
   }
+}
+
+/** A miss without its late result (index replies are not worth waiting for once late). */
+function missOnly(r: Extract<PoolResult<unknown>, { ok: false }>): Extract<PoolResult<never>, { ok: false }> {
+  const { late: _late, ...miss } = r;
+  return miss;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

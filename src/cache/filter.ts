@@ -13,6 +13,7 @@
  * docs/cache.md gives the measured price.
  */
 
+import { log } from '../observability/logger.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { Filter, FilterResult, LocalReply, ResponseEvent } from '../pipeline/filter.js';
 import type { ChatRequest, ChatResponse } from '../protocol/canonical.js';
@@ -54,6 +55,7 @@ export function cacheFilter(holder: CacheHolder, options: CacheFilterOptions = {
   const answer = (ctx: RequestContext, found: CacheLookup, target: { provider: string; model: string }): FilterResult => {
     ctx.cache = found.status;
     ctx.responseHeaders[CACHE_HEADER] = found.header;
+    if (found.reason !== undefined && log.enabled('debug')) log.debug('cache', { request_id: ctx.id, status: found.status, reason: found.reason });
     if (found.reply === undefined) return undefined;
     // The stored answer is the reply: nothing to collect or store again.
     pending.delete(ctx);

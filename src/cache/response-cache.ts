@@ -53,6 +53,8 @@ export interface CacheTicket {
   readonly semantic: SemanticParts | undefined;
   /** The question's embedding, once a semantic lookup computed it (reused by `store`). */
   vector: Float32Array | undefined;
+  /** A lookup's embedding that finished after its budget: `store` waits for it instead of embedding again. */
+  lateVector: Promise<Float32Array | undefined> | undefined;
 }
 
 export interface CacheLookup {
@@ -79,6 +81,8 @@ export interface CacheStats {
   evicted: Record<EvictionCause, number>;
   /** Semantic misses by cause: pool_busy, pool_timeout, no_candidate, verifier:<check>, judge, … */
   semanticMisses: Record<string, number>;
+  /** Stored entries left exact-only, by cause: embedder_busy (lookups came first), busy, timeout, … */
+  notIndexed: Record<string, number>;
   semanticEnabled: boolean;
 }
 
@@ -103,6 +107,9 @@ export interface StartOptions extends Omit<ResponseCacheOptions, 'pool' | 'judge
   onSemanticUnavailable?: (error: Error) => void;
 }
 
+/** How long after a lookup was refused for a busy embedder stores leave the embedder to lookups. */
+const STORE_YIELDS_MS = 1_000;
+
 const MISS = (reason: string): CacheLookup => ({ status: 'miss', header: cacheHeaderValue('miss'), reason });
 
 export class ResponseCache {
@@ -126,7 +133,10 @@ export class ResponseCache {
     notStored: {} as Record<string, number>,
     evicted: { capacity: 0, expired: 0, replaced: 0, deleted: 0 } as Record<EvictionCause, number>,
     semanticMisses: {} as Record<string, number>,
+    notIndexed: {} as Record<string, number>,
   };
+  /** When a lookup was last refused for a busy embedder (monotonic ms): stores yield for a while. */
+  private lookupRefusedAtMs = -Infinity;
 
   constructor(
     readonly config: CacheConfig,
@@ -235,7 +245,7 @@ export class ResponseCache {
       const parts = semanticParts(nsKey, input.request, this.keyOptions, this.config.semantic.key_text);
       if (parts !== undefined && parts.text.length <= this.config.semantic.max_text_chars) semantic = parts;
     }
-    return { decision, namespace, nsKey, key, semantic, vector: undefined };
+    return { decision, namespace, nsKey, key, semantic, vector: undefined, lateVector: undefined };
   }
 
   /**
@@ -273,7 +283,11 @@ export class ResponseCache {
     };
 
     const embedded = await pool.embed([parts.text], remaining());
-    if (!embedded.ok) return miss(`pool_${embedded.reason}`);
+    if (!embedded.ok) {
+      if (embedded.reason === 'busy') this.lookupRefusedAtMs = performance.now();
+      if (embedded.late !== undefined) ticket.lateVector = embedded.late.then((v) => v?.[0]);
+      return miss(`pool_${embedded.reason}`);
+    }
     ticket.vector = embedded.value[0];
     const found = await pool.search(ticket.nsKey, { vector: ticket.vector!, contextKey: parts.contextKey, text: parts.text, k: s.candidates, minScore: s.threshold }, remaining());
     if (!found.ok) return miss(`pool_${found.reason}`);
@@ -343,7 +357,7 @@ export class ResponseCache {
     // Shared at once, so other workers hit it exactly within milliseconds. An entry whose vector is
     // still to come is shared again once it has one (applying a record twice just replaces it).
     this.onStored?.(toRecord(entry));
-    if (semantic !== undefined) void this.indexEntry(entry, semantic.text, vector === undefined);
+    if (semantic !== undefined) void this.indexEntry(entry, semantic.text, vector === undefined, ticket.lateVector);
     return undefined;
   }
 
@@ -385,6 +399,7 @@ export class ResponseCache {
       notStored: { ...this.counters.notStored },
       evicted: { ...this.counters.evicted },
       semanticMisses: { ...this.counters.semanticMisses },
+      notIndexed: { ...this.counters.notIndexed },
       semanticEnabled: this.pool !== undefined,
     };
   }
@@ -419,15 +434,32 @@ export class ResponseCache {
     return (this.pool?.dimensions ?? 0) * 4;
   }
 
-  /** Embeds (unless the lookup already did) and indexes a stored entry. */
-  private async indexEntry(entry: CacheEntry, text: string, shareVector: boolean): Promise<void> {
+  /**
+   * Embeds (unless the lookup already did, in time or late) and indexes a stored entry. While lookups
+   * are being turned away for a busy embedder, a store does not embed: a lookup waits behind a
+   * running embedding (it cannot be interrupted), and a request is worth more than an index entry.
+   * The entry then serves exact hits only.
+   */
+  private async indexEntry(entry: CacheEntry, text: string, shareVector: boolean, late: Promise<Float32Array | undefined> | undefined): Promise<void> {
     const pool = this.pool!;
     const budget = this.config.semantic.store_budget_ms;
     if (entry.vector === undefined) {
-      const embedded = await pool.embed([text], budget);
+      let vector = late === undefined ? undefined : await late;
+      if (vector === undefined) {
+        if (performance.now() - this.lookupRefusedAtMs < STORE_YIELDS_MS) {
+          this.counters.notIndexed.embedder_busy = (this.counters.notIndexed.embedder_busy ?? 0) + 1;
+          return;
+        }
+        const embedded = await pool.embed([text], budget);
+        if (!embedded.ok) {
+          this.counters.notIndexed[embedded.reason] = (this.counters.notIndexed[embedded.reason] ?? 0) + 1;
+          return;
+        }
+        vector = embedded.value[0]!;
+      }
       // The entry may have been evicted or replaced meanwhile; only a current entry gets its vector.
-      if (!embedded.ok || this.store_.peek(entry.key) !== entry) return;
-      entry.vector = embedded.value[0]!;
+      if (this.store_.peek(entry.key) !== entry) return;
+      entry.vector = vector;
       entry.embedderId = pool.embedderId;
     }
     if (this.store_.peek(entry.key) !== entry) return;

@@ -217,6 +217,32 @@ describe('ResponseCache: a slow pool makes misses, not waits', () => {
     }
   });
 
+  it('a lookup embedded too late gives its vector to the store; stores yield while lookups are refused', async () => {
+    const cache = await ResponseCache.start(
+      config({ semantic: { embedder: { type: 'openai', base_url: 'http://unused.invalid/v1', model: 'bow:delay=150' }, lookup_budget_ms: 30, max_queue: 0 } }),
+      { pool: { embedWorker: BOW_WORKER }, sweepIntervalMs: 0 },
+    );
+    try {
+      const t = cache.prepare(cacheRequest(chat('How do I reverse a list in Python?')));
+      assert.equal((await cache.lookup(t)).reason, 'pool_timeout');
+      cache.store(t, answer('reversed()'), target);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(cache.poolStats()!.embed.completed, 1, 'the late embedding was used, not a second one');
+
+      // A lookup refused for a busy embedder: the stores that follow do not take the embedder.
+      const slow = cache.prepare(cacheRequest(chat('first question here')));
+      const running = cache.lookup(slow);
+      const refused = cache.prepare(cacheRequest(chat('second question here')));
+      assert.equal((await cache.lookup(refused)).reason, 'pool_busy');
+      cache.store(refused, answer('two'), target);
+      await running;
+      assert.equal(cache.stats().notIndexed.embedder_busy, 1);
+      assert.equal((cache.lookup(cache.prepare(cacheRequest(chat('second question here')))) as { status: string }).status, 'hit', 'still an exact hit');
+    } finally {
+      await cache.stop();
+    }
+  });
+
   it('an embedder that cannot load leaves the cache exact only', async () => {
     let why: Error | undefined;
     const cache = await ResponseCache.start(config({ semantic: { embedder: { type: 'transformers', model_path: '/nope' } } }), {
