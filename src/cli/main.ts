@@ -209,6 +209,7 @@ async function start(args: string[]): Promise<number> {
         apply: (next, reason) => supervisor.apply(next, reason),
         reload: (reason) => supervisor.reloadFromSource(reason),
         keys: supervisor.keyStore,
+        metrics: () => supervisor.metricsText(),
       },
       {
         host: config.admin.host,

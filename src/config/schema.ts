@@ -5,6 +5,7 @@
  */
 
 import { z } from 'zod';
+import { PricesConfigSchema } from '../governance/prices-config.js';
 import { CacheSchema } from '../cache/config.js';
 import { PluginsSchema, PluginUpstreamsSchema, WasmFilterRefSchema } from '../wasm/config.js';
 
@@ -421,6 +422,7 @@ export const ConfigSchema = z
     consumers: z.array(ConsumerSchema).default([]).describe('API consumers and their keys; with any configured, every request needs a key.'),
     auth: AuthSchema.default(AuthSchema.parse({})),
     access_log: AccessLogSchema.default(AccessLogSchema.parse({})),
+    prices: PricesConfigSchema,
     filters: z.array(FilterSchema).default([]),
     plugins: PluginsSchema,
     plugin_upstreams: PluginUpstreamsSchema,

@@ -48,6 +48,7 @@ export class AccessLog {
       ttft_ms: ctx.firstByteMs > 0 ? round(ctx.firstByteMs - ctx.startMs) : undefined,
       input_tokens: usage?.inputTokens,
       output_tokens: usage?.outputTokens,
+      cost_usd: ctx.costMicros > 0 ? ctx.costMicros / 1e6 : undefined,
       cache: ctx.cache,
     });
     this.out.write(line + '\n');

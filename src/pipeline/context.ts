@@ -38,6 +38,20 @@ export class RequestContext {
   upstreamModel = '';
   /** The endpoint (base URL) of the last attempt. */
   endpoint = '';
+  /** The type of the last attempt's provider (openai, anthropic, vllm, …), for metrics and prices. */
+  providerType = '';
+  /** A fallback (not one of the route's weighted targets) served or last tried the request. */
+  fallback = false;
+  /** Each failed attempt: provider and error kind (metrics), in order; undefined when none failed. */
+  upstreamErrors: { provider: string; status: number; code: string }[] | undefined = undefined;
+  /** The error code answered when the request failed. */
+  errorCode = '';
+  /** Cost of the real usage in micro-USD, once computed (accounting); -1 = not yet. */
+  costMicros = -1;
+  /** False when the served model had no known price. */
+  priced = true;
+  /** Which gateway limit refused the request, when one did. */
+  rateLimited: string | undefined = undefined;
   attempts = 0;
   /** HTTP status sent to the client, once sent. */
   status = 0;

@@ -70,6 +70,11 @@ export class AttemptPlanner {
     this.input = { excluded: null, stickyKey, blocks: undefined };
   }
 
+  /** The current candidate is one of the route's fallbacks (or a weight-0 standby target). */
+  get onFallback(): boolean {
+    return this.candidate >= this.route.plan.primaryCount;
+  }
+
   /** Retries spent on the current candidate. */
   get retriesOnTarget(): number {
     return this.retries;

@@ -32,6 +32,8 @@ export class RoutePlan {
   readonly fallbacks: readonly RouteTarget[];
   readonly retry: RetryPolicy;
   readonly timeouts: RouteTimeouts | undefined;
+  /** How many of `order()`'s first entries are weighted targets; the rest are standbys and fallbacks. */
+  readonly primaryCount: number;
   private readonly weights: readonly BalancerEndpoint[];
   /** Smooth weighted round-robin over the targets: exact shares, interleaved, per worker. */
   private readonly picker = new WeightedBalancer();
@@ -49,6 +51,7 @@ export class RoutePlan {
     this.fallbacks = fallbacks;
     this.weights = endpointGroup(targets.map((t) => ({ weight: t.weight, slot: 0 })));
     this.shares = targets.filter((t) => t.weight > 0).length > 1;
+    this.primaryCount = Math.max(1, targets.filter((t) => t.weight > 0).length);
     this.retry = new RetryPolicy({
       maxRetries: retry.max_retries,
       baseDelayMs: retry.base_delay_ms,

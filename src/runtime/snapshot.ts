@@ -16,6 +16,7 @@ import { buildProviderGroups, type ProviderGroup } from '../routing/provider-gro
 import { RuleSet } from '../routing/rules.js';
 import type { SharedMemory } from '../shm/shared-memory.js';
 import { authFilter } from '../governance/auth-filter.js';
+import { PriceTable } from '../governance/prices.js';
 import { ConsumerDirectory, type KeyRing } from '../governance/consumers.js';
 import { cacheFilters } from '../cache/filter.js';
 import type { WorkerCache } from '../cache/worker-cache.js';
@@ -30,6 +31,8 @@ export interface Snapshot {
   readonly groups: ReadonlyMap<string, ProviderGroup>;
   readonly chain: FilterChain;
   readonly consumers: ConsumerDirectory;
+  /** Built-in prices with the config's overrides. */
+  readonly prices: PriceTable;
   /** Provider name → models it reported at `/v1/models` (self-hosted servers). */
   readonly discovered: ReadonlyMap<string, readonly string[]>;
   /** The config's Wasm plugins by name, loaded and started (src/wasm, WasmPluginManager.prepare). */
@@ -87,7 +90,8 @@ export function buildSnapshot(
   const first = consumers.enforced ? [authFilter(consumers)] : [];
   const last = cacheFilters(config.cache, state.cache, (name, label) => consumers.get(name)?.labels[label]);
   const chain = buildFilterChain(config.filters, router, rules, first, plugins, last);
-  return Object.freeze({ generation, config, providers, router, rules, groups, chain, consumers, discovered, plugins });
+  const prices = new PriceTable(config.prices);
+  return Object.freeze({ generation, config, providers, router, rules, groups, chain, consumers, prices, discovered, plugins });
 }
 
 /** Release the connections of providers the next snapshot no longer uses. */

@@ -22,6 +22,7 @@ import type { Config } from '../config/schema.js';
 import { describeError, log } from '../observability/logger.js';
 import type { RuntimeKey } from '../governance/consumers.js';
 import { KeyStoreError } from '../governance/key-store.js';
+import { METRICS_CONTENT_TYPE } from '../observability/metrics.js';
 
 export interface AdminBackend {
   readonly generation: number;
@@ -30,6 +31,8 @@ export interface AdminBackend {
   /** Validate and apply; throws ConfigError (→ 400) when invalid. Resolves to the new generation. */
   apply(config: Config, reason: string): Promise<number>;
   reload(reason: string): Promise<number>;
+  /** Prometheus text of the node's metrics (absent: /metrics answers 404). */
+  metrics?(): Promise<string>;
   /** Consumer keys made at run time (absent: those routes answer 404). */
   keys?: {
     list(): RuntimeKey[];
@@ -159,6 +162,13 @@ export async function startAdminServer(
       case 'POST /admin/reload':
         await applyOrExplain(res, () => backend.reload('admin api'));
         return;
+      case 'GET /metrics': {
+        if (!backend.metrics) break;
+        const text = await backend.metrics();
+        res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+        return;
+      }
       case 'GET /admin/keys':
         if (!backend.keys) break;
         reply(res, 200, { keys: backend.keys.list().map(publicKey) });

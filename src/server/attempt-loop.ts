@@ -105,6 +105,8 @@ export class AttemptLoop {
     }
     const model = targetModel(step.target, this.planner.route);
     ctx.provider = provider.name;
+    ctx.providerType = provider.type;
+    ctx.fallback = this.planner.onFallback;
     ctx.upstreamModel = model;
     ctx.endpoint = step.group.url(step.endpoint);
     ctx.attempts++;
@@ -213,6 +215,7 @@ export class AttemptLoop {
     const kind: FailureKind | undefined = this.status !== 0 ? 'status' : failureKindOf(error);
     if (kind === undefined) return false;
     const step = this.step!;
+    (this.ctx.upstreamErrors ??= []).push({ provider: step.group.provider.name, status: this.status, code: error.code });
     if (!this.planner.failed(step, error, kind, this.status, this.headers)) return false;
     log.info('retrying', {
       request_id: this.ctx.id,

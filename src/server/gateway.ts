@@ -16,6 +16,8 @@ import type { Provider } from '../providers/provider.js';
 import { discoverModels } from '../runtime/discovery.js';
 import { SharedMemory } from '../shm/shared-memory.js';
 import { AccessLog } from '../observability/access-log.js';
+import { GatewayMetrics } from '../observability/metrics.js';
+import { accountCost, requestRecord } from '../governance/accounting.js';
 import type { RequestContext } from '../pipeline/context.js';
 import { buildSnapshot, closeProviders, createProviders, type Snapshot, type SnapshotDeps, type WorkerState } from '../runtime/snapshot.js';
 import { KeyRing, type RuntimeKey } from '../governance/consumers.js';
@@ -91,6 +93,8 @@ export class Gateway implements ProxyHost {
   private rediscoverTimer: NodeJS.Timeout | undefined;
   private boundPort = 0;
   private accessLog: AccessLog | null;
+  /** This worker's share of the gateway's metrics; the supervisor sums all workers' on scrape. */
+  readonly metrics = new GatewayMetrics({ inFlight: () => this.relays.size });
 
   private constructor(
     snapshot: Snapshot,
@@ -158,6 +162,8 @@ export class Gateway implements ProxyHost {
   }
 
   requestEnded(ctx: RequestContext): void {
+    accountCost(ctx, this.current.prices);
+    this.metrics.observe(requestRecord(ctx));
     this.accessLog?.write(ctx);
   }
 

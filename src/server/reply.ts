@@ -13,6 +13,7 @@ import type { ClientResponse } from './client-response.js';
 
 export function sendError(out: ClientResponse, ctx: RequestContext, error: GatewayError): void {
   ctx.status = error.status;
+  ctx.errorCode = error.code;
   const headers = ctx.responseHeaders;
   headers['content-type'] = 'application/json';
   headers['x-request-id'] = ctx.id;

@@ -2,6 +2,7 @@
 
 import type { ConfigInput } from '../config/schema.js';
 import type { RuntimeKey } from '../governance/consumers.js';
+import type { MetricsSnapshot } from '../observability/metrics.js';
 import type { CacheRecord } from '../cache/cache-entry.js';
 
 export type ToWorker =
@@ -24,6 +25,8 @@ export type ToWorker =
   | { type: 'config'; config: ConfigInput; generation: number }
   | { type: 'drain'; graceMs: number }
   | { type: 'stats'; id: number }
+  /** This worker's metrics, for the supervisor's aggregated /metrics. */
+  | { type: 'metrics'; id: number }
   /** A response-cache entry a sibling stored (one cache for all workers). */
   | { type: 'cache-record'; record: CacheRecord }
   /** Part of a sibling's entries, for a worker that just started. */
@@ -37,6 +40,7 @@ export type FromWorker =
   | { type: 'config-applied'; generation: number }
   | { type: 'config-failed'; generation: number; message: string }
   | { type: 'stats'; id: number; inFlight: number }
+  | { type: 'metrics'; id: number; snapshot: MetricsSnapshot }
   /** An entry this worker stored, for its siblings. */
   | { type: 'cache-record'; record: CacheRecord }
   /** Part of this worker's entries, for worker `to`. */

@@ -16,6 +16,7 @@ import { assertPortFree } from '../server/gateway.js';
 import { removeStaleSegments, segmentName } from '../shm/segment.js';
 import { SharedMemory } from '../shm/shared-memory.js';
 import { NodeAgents } from './node-agents.js';
+import { ClusterMetrics } from '../observability/metrics.js';
 import { RuntimeKeyStore } from '../governance/key-store.js';
 import type { FromWorker, ToWorker } from './messages.js';
 import { ConfigError } from '../config/load.js';
@@ -78,6 +79,7 @@ export class Supervisor {
   private statsSeq = 0;
   private readonly exitWaiters = new Set<() => void>();
   private readonly agents: NodeAgents;
+  private readonly clusterMetrics = new ClusterMetrics();
   /** Consumer keys made through the admin API (persisted in Redis when configured). */
   readonly keyStore: RuntimeKeyStore;
 
@@ -205,6 +207,7 @@ export class Supervisor {
   private onExit(slot: Slot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (slot.child !== child) return;
     slot.child = undefined;
+    if (child.pid !== undefined) this.clusterMetrics.retire(child.pid);
     // Whatever the worker held (SIGKILL gives it no chance to release) leaves the shared counts.
     const held = this.shm.reclaimWorker(slot.index);
     for (const w of this.exitWaiters) w();
@@ -263,6 +266,26 @@ export class Supervisor {
         };
       }),
     );
+  }
+
+  /**
+   * Prometheus text for the whole node: every ready worker's metrics summed, plus what exited
+   * workers had counted (so totals never go down).
+   */
+  async metricsText(): Promise<string> {
+    const id = ++this.statsSeq;
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        const child = slot.child;
+        if (!child || slot.state !== 'ready' || child.pid === undefined) return;
+        const pid = child.pid;
+        const snapshot = await this.ask(child, { type: 'metrics', id }, (m) => (m.type === 'metrics' && m.id === id ? m.snapshot : undefined), 2_000).catch(
+          () => undefined,
+        );
+        if (snapshot) this.clusterMetrics.update(pid, snapshot);
+      }),
+    );
+    return this.clusterMetrics.render();
   }
 
   /** Send a message and wait for the first reply `pick` accepts. */

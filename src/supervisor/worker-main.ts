@@ -70,6 +70,10 @@ async function handle(msg: ToWorker): Promise<void> {
     case 'stats':
       send({ type: 'stats', id: msg.id, inFlight: gateway?.inFlight ?? 0 });
       return;
+    case 'metrics':
+      await started;
+      if (gateway) send({ type: 'metrics', id: msg.id, snapshot: await gateway.metrics.workerSnapshot() });
+      return;
   }
 }
 
