@@ -5,7 +5,8 @@
  *
  *   store:   SET <prefix>:e:<key> <record> PX <ttl>; PUBLISH <prefix>:new {node, key}
  *   receive: on a message from another node, GET the record and hand it to `onRecord`
- *   fallback: `get(key)` on an exact miss (a node that started after the entry was stored)
+ *   start:   `records(limit)`: SCAN + MGET of the live records, for a node that starts late
+ *   fallback: `get(key)` on an exact miss (not wired: it would put a Redis round trip on misses)
  *
  * Failures of Redis are never a request's failure: publishing is fire and forget, `get` resolves
  * undefined on any error or after its timeout.
@@ -107,6 +108,36 @@ export class RedisCacheLink {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Records any node stored that are still live, at most `limit`: what a node that starts late
+   * begins with (announcements made before it subscribed never reached it).
+   */
+  async records(limit: number): Promise<unknown[]> {
+    const out: unknown[] = [];
+    if (this.closed || limit <= 0) return out;
+    const match = `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}:e:*`;
+    let cursor = '0';
+    try {
+      do {
+        const [next, keys] = await this.client.scan(cursor, 'MATCH', match, 'COUNT', 200);
+        cursor = next;
+        if (keys.length === 0) continue;
+        for (const raw of await this.client.mget(...keys)) {
+          if (raw === null) continue;
+          try {
+            out.push(JSON.parse(raw) as unknown);
+          } catch {
+            this.counters.errors++;
+          }
+          if (out.length >= limit) return out;
+        }
+      } while (cursor !== '0' && !this.closed);
+    } catch {
+      this.counters.errors++;
+    }
+    return out;
   }
 
   async close(): Promise<void> {

@@ -27,6 +27,8 @@ export interface WorkerCacheOptions {
   selfBaseUrl?: string;
 }
 
+/** The longest a start waits for the entries other nodes stored (the rest arrive after). */
+const WARM_WAIT_MS = 1_000;
 /** After a failed connection to Redis, the next try. */
 const REDIS_RETRY_MS = 5_000;
 
@@ -103,6 +105,13 @@ export class WorkerCache implements CacheHolder {
     this.link = undefined;
   }
 
+  private async warm(link: RedisCacheLink): Promise<void> {
+    const limit = this.current?.config.max_entries ?? 0;
+    const records = await link.records(limit);
+    for (const record of records) this.apply(record);
+    if (records.length > 0) log.info('cache: entries from other nodes loaded', { entries: records.length });
+  }
+
   private stored(record: CacheRecord): void {
     this.options.share?.(record);
     this.link?.publish(record);
@@ -130,6 +139,10 @@ export class WorkerCache implements CacheHolder {
         return;
       }
       this.link = link;
+      // What other nodes stored before this one listened; waited for briefly, so a node that starts
+      // serving already knows them, but never held up for long by a slow Redis.
+      const warm = this.warm(link);
+      await Promise.race([warm, new Promise((r) => setTimeout(r, WARM_WAIT_MS).unref())]);
     } catch (err) {
       // Redis down is never the gateway down: this node caches alone until it is back.
       log.warn('cache: cannot reach redis; sharing with other nodes resumes when it answers', describeError(err));

@@ -7,7 +7,9 @@
  */
 
 import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
@@ -330,5 +332,68 @@ describe('response cache: semantic layer and a saturated pool (one worker, shipp
     await sleep(500);
     assert.match(cacheStatus(await chat(gw, q + ' '.repeat(60))), /^semantic-hit/);
     assert.equal(upstreamAsked(rec, q), 1 + misses);
+  });
+});
+
+function hasRedis(): boolean {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+describe('response cache across nodes through Redis', { skip: hasRedis() ? false : 'redis-server is not installed' }, () => {
+  let redis: ChildProcess | undefined;
+
+  after(async () => {
+    if (redis === undefined || redis.exitCode !== null) return;
+    const exited = new Promise((r) => redis!.once('exit', r));
+    redis.kill('SIGTERM');
+    await exited;
+  });
+
+  it('a node that starts later has the entries; an entry stored on either is a hit on the other within 100 ms', async () => {
+    const port = await freePort();
+    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    await new Promise<void>((resolve, reject) => {
+      redis!.stdout!.on('data', (d: Buffer) => {
+        if (d.toString().includes('Ready to accept connections')) resolve();
+      });
+      redis!.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)));
+    });
+    const mock = await startMock();
+    const rec = await startRecorder({ forwardTo: mock.url });
+    const config = {
+      providers: [{ name: 'up', type: 'openai-compatible', base_url: `${rec.url}/v1`, models: ['*'] }],
+      models: [{ name: 'chat', targets: [{ provider: 'up', model: 'm1' }] }],
+      redis: { url: `redis://127.0.0.1:${port}`, key_prefix: 'sluice-e2e:' },
+      cache: { namespace: 'shared', semantic: { enabled: false } },
+    };
+    const nodeA = await startGateway({ config, args: ['--port', '0', '--workers', '1'] });
+    const early = 'What is the tallest mountain on Earth?';
+    assert.equal(cacheStatus(await chat(nodeA, early)), 'miss');
+    await shared();
+
+    const nodeB = await startGateway({ config, args: ['--port', '0', '--workers', '1'] });
+    assert.equal(cacheStatus(await chat(nodeB, early)), 'hit', 'stored before node B started');
+
+    const late = 'What is the longest river in Africa?';
+    assert.equal(cacheStatus(await chat(nodeB, late)), 'miss');
+    await shared();
+    assert.equal(cacheStatus(await chat(nodeA, late)), 'hit', 'stored on node B, a hit on node A');
+    assert.equal(upstreamAsked(rec, early) + upstreamAsked(rec, late), 2);
   });
 });
