@@ -7,7 +7,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   admin,
@@ -25,7 +25,7 @@ import {
   type RecordedRequest,
   type Recorder,
 } from '../helpers/index.js';
-import { pluginPath } from '../wasm/helpers.js';
+import { pluginPath, ROOT } from '../wasm/helpers.js';
 
 let gw: GatewayProcess;
 let rec: Recorder;
@@ -36,6 +36,9 @@ const hi = [{ role: 'user', content: 'hello there' }];
 const anthropicHeaders = { 'anthropic-version': '2023-06-01' };
 
 type PluginEntry = Record<string, unknown> & { name: string };
+
+/** The C plugin is built only where clang targets wasm32-wasi (see plugins/build.mjs). */
+const cPluginBuilt = existsSync(join(ROOT, 'plugins', 'dist', 'model-allowlist.wasm'));
 
 /** The example plugins, each scoped to its own models so the tests do not see each other's. */
 function examplePlugins(): PluginEntry[] {
@@ -58,6 +61,9 @@ function examplePlugins(): PluginEntry[] {
     { name: 'probe-closed', path: pluginPath('abi-probe'), fail: 'closed', scope: { models: ['trap-closed', 'claude-trap'] } },
     { name: 'meter', path: pluginPath('usage-meter'), config: { tick_ms: 50 }, scope: { models: ['meter'] } },
     { name: 'order', path: pluginPath('header-rewriter'), config: { request: { set: { 'x-order': 'plugin' } } }, scope: { models: ['order'] } },
+    ...(cPluginBuilt
+      ? [{ name: 'allowlist', path: pluginPath('model-allowlist'), config: 'allow-ok,allow-also', scope: { models: ['allow-*'] } }]
+      : []),
   ];
 }
 
@@ -220,6 +226,16 @@ describe('ABI 0.1.0', () => {
   });
 });
 
+describe('C plugin (wasi-libc)', () => {
+  it('lets listed models through and answers 403 for others', { skip: cPluginBuilt ? false : 'not built: no clang with a wasm32-wasi target' }, async () => {
+    const ok = await postJson(gw.url, '/v1/chat/completions', { model: 'allow-ok', messages: hi });
+    assert.equal(ok.status, 200);
+    const denied = await postJson(gw.url, '/v1/chat/completions', { model: 'allow-not', messages: hi });
+    assert.equal(denied.status, 403);
+    assert.deepEqual(json(denied.text), { error: { message: 'model not allowed', type: 'permission_error' } });
+  });
+});
+
 describe('a trapping plugin', () => {
   it('fail open: the request goes on without the plugin; fail closed: 500 in the client\'s protocol; then a new instance serves', async () => {
     const open = await postJson(gw.url, '/v1/chat/completions', { model: 'trap-open', messages: hi }, { 'x-probe': 'trap' });
@@ -269,7 +285,8 @@ describe('hot reload', () => {
     const res = await admin(gw.adminUrl, { path: '/admin/config', body: gatewayConfig(broken) });
     assert.equal(res.status, 400);
     const issues = (res.json.error as { issues: { path: string; message: string }[] }).issues;
-    assert.deepEqual(issues.map((i) => i.path), ['plugins[9]', 'plugins[10]']);
+    const n = examplePlugins().length;
+    assert.deepEqual(issues.map((i) => i.path), [`plugins[${n}]`, `plugins[${n + 1}]`]);
     assert.match(issues[0]!.message, /cannot read .*no-such\.wasm/);
     assert.match(issues[1]!.message, /rejected its configuration/);
     const still = await postJson(gw.url, '/v1/chat/completions', { model: 'plain', messages: [{ role: 'user', content: 'secret-plan' }] });
