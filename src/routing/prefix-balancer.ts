@@ -91,6 +91,8 @@ export interface PrefixIndexView {
   configure(slot: number, capacity: number, ttlMs: number): void;
   matchLengths(blocks: ArrayLike<number>, slots: ArrayLike<number>, count: number, out: Int32Array, nowMs: number): void;
   record(slot: number, blocks: ArrayLike<number>, nowMs: number, share?: boolean): number;
+  /** Blocks newly recorded on the endpoint so far: how much cache churn it has taken. */
+  clock(slot: number): number;
 }
 
 /** What the balancer needs of the scraped replica metrics (shm ReplicaMetrics). */
@@ -220,9 +222,18 @@ export class PrefixBalancer implements Balancer {
         best = i;
         ties = 1;
       } else if (score >= bestScore - 1e-12) {
-        // Reservoir sampling over equal scores: each tied endpoint wins with probability 1/ties.
-        ties++;
-        if (this.random() * ties < 1) best = i;
+        // Equal otherwise: the replica whose cache has taken the fewest new blocks (SGLang's
+        // "smallest tree"), so new prompts spread cache pressure evenly even while every replica
+        // is idle; then reservoir sampling, each tied endpoint winning with probability 1/ties.
+        const mine = this.index.clock(slots[i]!);
+        const theirs = this.index.clock(slots[best]!);
+        if (mine < theirs) {
+          best = i;
+          ties = 1;
+        } else if (mine === theirs) {
+          ties++;
+          if (this.random() * ties < 1) best = i;
+        }
       }
     }
 

@@ -3,7 +3,9 @@
  * supervisor (one per node, whatever the worker count) and kept off every request path:
  *   - active health checks of every endpoint of providers with `health_check` (HealthChecker);
  *   - global least-request: this node's in-flight counts published to Redis as a lease and the other
- *     nodes' counts read back into shm (GlobalLoadAgent), for providers with that balancer.
+ *     nodes' counts read back into shm (GlobalLoadAgent), for providers with that balancer;
+ *   - prefix balancing: replica /metrics scraped into shm, the prefix index shared through Redis
+ *     (PrefixAgents), for providers with `balancer: prefix`.
  * Both follow config reloads.
  */
 
@@ -13,6 +15,7 @@ import type { Provider } from '../providers/provider.js';
 import { endpointSlotIdentity } from '../routing/balancer.js';
 import { defaultNodeId, GlobalLoadAgent } from '../routing/global-load.js';
 import { HealthChecker, type HealthCheckTarget } from '../routing/health-checker.js';
+import { PrefixAgents } from '../routing/prefix-agents.js';
 import type { SharedMemory } from '../shm/shared-memory.js';
 
 export class NodeAgents {
@@ -24,9 +27,11 @@ export class NodeAgents {
   private readonly nodeId = defaultNodeId();
   /** Agent swaps in order: a new agent starts only after the old one removed its lease. */
   private swaps: Promise<void> = Promise.resolve();
+  private readonly prefix: PrefixAgents;
 
   constructor(private readonly shm: SharedMemory) {
     this.health = new HealthChecker({ endpoints: shm.endpoints });
+    this.prefix = new PrefixAgents(shm, this.nodeId);
   }
 
   /** Apply a validated config; `providers` are built from it (their endpoints, normalised). */
@@ -59,6 +64,11 @@ export class NodeAgents {
     }
     this.globalSlots = globalSlots;
     this.updateGlobalLoad(config, globalSlots.length > 0);
+    try {
+      this.prefix.update(config, providers);
+    } catch (err) {
+      log.error('prefix balancing agents not updated', describeError(err));
+    }
   }
 
   private updateGlobalLoad(config: Config, wanted: boolean): void {
@@ -90,6 +100,6 @@ export class NodeAgents {
 
   async stop(): Promise<void> {
     await this.swaps;
-    await Promise.allSettled([this.health.stop(), this.globalLoad?.stop()]);
+    await Promise.allSettled([this.health.stop(), this.globalLoad?.stop(), this.prefix.stop()]);
   }
 }
