@@ -89,6 +89,8 @@ export class HeaderMap {
 
   remove(name: string): void {
     const key = name.toLowerCase();
+    // Removing what is not there (a rewriter's `remove` on most requests) changes nothing to write back.
+    if (!this.pairs.some((p) => p[0] === key)) return;
     this.pairs = this.pairs.filter((p) => p[0] !== key);
     this.touch(key);
   }
