@@ -63,6 +63,10 @@ export function cacheFilter(holder: CacheHolder, options: CacheFilterOptions = {
     ctx.provider = target.provider;
     ctx.upstreamModel = target.model;
     ctx.usage = response.usage;
+    // Nothing was bought upstream: the usage counts as cached tokens, the cost is zero (a known cost,
+    // so accounting does not price the replayed usage again).
+    ctx.costMicros = 0;
+    ctx.priced = true;
     const reply: LocalReply = {
       status: 200,
       response,

@@ -82,6 +82,8 @@ describe('response cache: two workers, consumers, exact and semantic layers', ()
           { name: 'carol', keys: [hashKey(KEYS.carol)], labels: { tenant: 'other' } },
         ],
         access_log: { enabled: true, path: logPath },
+        // Priced, so a miss costs something and a hit visibly nothing.
+        prices: [{ model: 'm*', input_per_mtok: 1000, output_per_mtok: 1000 }],
         // A generous budget: this box is shared with other tests; the saturation test uses the default.
         cache: { semantic: { lookup_budget_ms: 2_000 } },
       },
@@ -122,6 +124,9 @@ describe('response cache: two workers, consumers, exact and semantic layers', ()
       return ls.length >= 3 ? ls : undefined;
     });
     assert.deepEqual(lines.slice(0, 3).map((l) => l.cache), ['miss', 'hit', 'hit']);
+    assert.ok(typeof lines[0]!.cost_usd === 'number' && lines[0]!.cost_usd > 0, 'a miss is bought upstream');
+    assert.equal(lines[1]!.cost_usd, undefined, 'a hit costs nothing');
+    assert.equal(lines[1]!.input_tokens, lines[0]!.input_tokens, 'and reports the tokens it replays');
   });
 
   it('an entry stored through one worker is a hit through the other within 100 ms', async () => {
