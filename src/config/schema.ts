@@ -6,6 +6,7 @@
 
 import { z } from 'zod';
 import { PricesConfigSchema } from '../governance/prices-config.js';
+import { ConsumerLimitFields, LimiterSettingsSchema, ModelLimitFields } from '../governance/limiter/config.js';
 import { CacheSchema } from '../cache/config.js';
 import { PluginsSchema, PluginUpstreamsSchema, WasmFilterRefSchema } from '../wasm/config.js';
 
@@ -240,8 +241,17 @@ export const ModelRouteSchema = z
     fallbacks: z.array(FallbackSchema).optional().describe('Tried in order after every target failed (retryable failures only).'),
     retry: RouteRetrySchema.optional().describe('Replaces the top-level `retry` for this route (the budget stays per provider).'),
     timeouts: RouteTimeoutsSchema.optional(),
+    ...ModelLimitFields,
   })
   .strict();
+
+/** How limits and budgets are counted, and what happens when a budget runs out mid-answer. */
+export const LimiterSchema = LimiterSettingsSchema.extend({
+  on_budget_exhausted: z
+    .enum(['finish', 'cut'])
+    .default('finish')
+    .describe('A token or money quota that runs out while an answer streams: finish the answer (and charge it), or cut it with an error event.'),
+});
 
 const RuleMatchSchema = z
   .object({
@@ -298,6 +308,7 @@ export const ConsumerSchema = z
       .describe('Hashes of the API keys this consumer presents (Authorization: Bearer or x-api-key).'),
     models: z.array(modelPattern).min(1).optional().describe('Client-facing models (names or patterns) this consumer may use; default all.'),
     labels: z.record(z.string().min(1).max(64), z.string().max(256)).optional().describe('Free-form labels (team, tier) for logs.'),
+    ...ConsumerLimitFields,
   })
   .strict();
 
@@ -423,6 +434,7 @@ export const ConfigSchema = z
     auth: AuthSchema.default(AuthSchema.parse({})),
     access_log: AccessLogSchema.default(AccessLogSchema.parse({})),
     prices: PricesConfigSchema,
+    limiter: LimiterSchema.default(LimiterSchema.parse({})),
     filters: z.array(FilterSchema).default([]),
     plugins: PluginsSchema,
     plugin_upstreams: PluginUpstreamsSchema,
@@ -454,6 +466,9 @@ export const ConfigSchema = z
       checkTargets(r.targets, ['rules', i, 'targets']);
       checkTargets(r.fallbacks, ['rules', i, 'fallbacks']);
     });
+    if (cfg.limiter.backend === 'redis' && cfg.redis === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['limiter', 'backend'], message: 'backend redis needs `redis` to be configured' });
+    }
     const consumerNames = new Set<string>();
     const keyOwners = new Map<string, string>();
     cfg.consumers.forEach((c, i) => {
@@ -518,6 +533,7 @@ export type RuleConfig = z.output<typeof RuleSchema>;
 export type RedisConfig = z.output<typeof RedisSchema>;
 export type AccessLogConfig = z.output<typeof AccessLogSchema>;
 export type ConsumerConfig = z.output<typeof ConsumerSchema>;
+export type LimiterConfig = z.output<typeof LimiterSchema>;
 export type HealthCheckConfig = z.output<typeof HealthCheckSchema>;
 export type PrefixConfig = z.output<typeof PrefixSchema>;
 export type AdminConfig = z.output<typeof AdminSchema>;

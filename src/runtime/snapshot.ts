@@ -17,6 +17,8 @@ import { RuleSet } from '../routing/rules.js';
 import type { SharedMemory } from '../shm/shared-memory.js';
 import { authFilter } from '../governance/auth-filter.js';
 import { PriceTable } from '../governance/prices.js';
+import type { LimiterHolder } from '../governance/limiter-holder.js';
+import { LimitPolicy, limitsFilter } from '../governance/limits-filter.js';
 import { ConsumerDirectory, type KeyRing } from '../governance/consumers.js';
 import { cacheFilters } from '../cache/filter.js';
 import type { WorkerCache } from '../cache/worker-cache.js';
@@ -50,6 +52,8 @@ export interface WorkerState {
   readonly keys: KeyRing;
   /** The worker's response cache (absent in tools that build snapshots without serving). */
   readonly cache?: WorkerCache;
+  /** The worker's rate limiter (absent in tools that build snapshots without serving). */
+  readonly limiters?: LimiterHolder;
 }
 
 /**
@@ -88,9 +92,13 @@ export function buildSnapshot(
   const groups = buildProviderGroups(providers, config.providers, config.retry.budget, state.shm);
   const consumers = new ConsumerDirectory(config.consumers, state.keys, config.auth.required);
   const first = consumers.enforced ? [authFilter(consumers)] : [];
-  const last = cacheFilters(config.cache, state.cache, (name, label) => consumers.get(name)?.labels[label]);
-  const chain = buildFilterChain(config.filters, router, rules, first, plugins, last);
   const prices = new PriceTable(config.prices);
+  const limiter = state.limiters?.forConfig(config);
+  const policy = new LimitPolicy(config);
+  // Limits before the cache: a hit is still a request of the consumer's (charged 0 tokens).
+  const limits = limiter !== undefined && policy.active ? [limitsFilter({ policy, limiter, prices })] : [];
+  const last = [...limits, ...cacheFilters(config.cache, state.cache, (name, label) => consumers.get(name)?.labels[label])];
+  const chain = buildFilterChain(config.filters, router, rules, first, plugins, last);
   return Object.freeze({ generation, config, providers, router, rules, groups, chain, consumers, prices, discovered, plugins });
 }
 

@@ -18,6 +18,7 @@ import { SharedMemory } from '../shm/shared-memory.js';
 import { AccessLog } from '../observability/access-log.js';
 import { GatewayMetrics } from '../observability/metrics.js';
 import { accountCost, requestRecord } from '../governance/accounting.js';
+import { LimiterHolder } from '../governance/limiter-holder.js';
 import type { RequestContext } from '../pipeline/context.js';
 import { buildSnapshot, closeProviders, createProviders, type Snapshot, type SnapshotDeps, type WorkerState } from '../runtime/snapshot.js';
 import { KeyRing, type RuntimeKey } from '../governance/consumers.js';
@@ -111,9 +112,11 @@ export class Gateway implements ProxyHost {
   static async start(opts: GatewayOptions): Promise<Gateway> {
     assertNativeUws();
     // Without a supervisor's segment (an embedded gateway) the same counters live in this process.
+    const shm = opts.shm ?? SharedMemory.private();
     const state: WorkerState = {
-      shm: opts.shm ?? SharedMemory.private(),
+      shm,
       keys: new KeyRing(),
+      limiters: new LimiterHolder(shm),
       cache: new WorkerCache({ share: opts.shareCacheRecord, selfBaseUrl: selfBaseUrl(opts) }),
     };
     if (opts.runtimeKeys) state.keys.replace(opts.runtimeKeys);
@@ -201,6 +204,7 @@ export class Gateway implements ProxyHost {
     await closeProviders(this.current.providers.values());
     await this.accessLog?.close();
     await this.state.cache?.stop();
+    await this.state.limiters?.close();
     this.plugins.close();
   }
 
