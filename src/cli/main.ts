@@ -210,6 +210,7 @@ async function start(args: string[]): Promise<number> {
         reload: (reason) => supervisor.reloadFromSource(reason),
         keys: supervisor.keyStore,
         metrics: () => supervisor.metricsText(),
+        quotas: supervisor.quotas,
       },
       {
         host: config.admin.host,

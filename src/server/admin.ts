@@ -31,6 +31,12 @@ export interface AdminBackend {
   /** Validate and apply; throws ConfigError (→ 400) when invalid. Resolves to the new generation. */
   apply(config: Config, reason: string): Promise<number>;
   reload(reason: string): Promise<number>;
+  /** Consumer quotas: read, reset, top up (absent: those routes answer 404). */
+  quotas?: {
+    read(consumer: string): Promise<unknown[] | undefined>;
+    reset(consumer: string, period: string | undefined): Promise<boolean>;
+    topUp(consumer: string, period: string | undefined, tokens: number | undefined, cost: number | undefined): Promise<boolean>;
+  };
   /** Prometheus text of the node's metrics (absent: /metrics answers 404). */
   metrics?(): Promise<string>;
   /** Consumer keys made at run time (absent: those routes answer 404). */
@@ -46,6 +52,14 @@ const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 /** A runtime key as the admin API shows it: never the hash, only a hint of the key's end. */
 function publicKey(k: RuntimeKey): Record<string, unknown> {
   return { id: k.id, consumer: k.consumer, created_at: k.createdAt, hint: k.hint };
+}
+
+function safeDecode(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function parseJsonObject(text: string | undefined): Record<string, unknown> | undefined {
@@ -193,8 +207,12 @@ export async function startAdminServer(
         return;
       }
       default:
+        if (url?.startsWith('/admin/quotas/') && backend.quotas) {
+          await quotaCall(req, res, url.slice('/admin/quotas/'.length));
+          return;
+        }
         if (req.method === 'DELETE' && url?.startsWith('/admin/keys/') && backend.keys) {
-          const id = decodeURIComponent(url.slice('/admin/keys/'.length));
+          const id = safeDecode(url.slice('/admin/keys/'.length)) ?? '';
           await keyCall(res, async () => {
             if (await backend.keys!.revoke(id)) reply(res, 200, { revoked: id });
             else reply(res, 404, { error: { message: `no key ${id.slice(0, 64)}` } });
@@ -203,6 +221,49 @@ export async function startAdminServer(
         }
     }
     reply(res, url?.startsWith('/admin/') ? 405 : 404, { error: { message: `no admin route ${route}` } });
+  }
+
+  /** `GET /admin/quotas/NAME`, `POST /admin/quotas/NAME/reset`, `POST /admin/quotas/NAME/top-up`. */
+  async function quotaCall(req: IncomingMessage, res: ServerResponse, rest: string): Promise<void> {
+    const quotas = backend.quotas!;
+    const [rawName, action] = rest.split('/');
+    const consumer = safeDecode(rawName ?? '');
+    if (consumer === undefined || consumer === '') {
+      reply(res, 400, { error: { message: 'name a consumer: /admin/quotas/NAME' } });
+      return;
+    }
+    const unknown = (): void => reply(res, 404, { error: { message: `consumer "${consumer.slice(0, 64)}" has no quotas in the config` } });
+    if (req.method === 'GET' && action === undefined) {
+      const usage = await quotas.read(consumer);
+      if (usage === undefined) unknown();
+      else reply(res, 200, { consumer, quotas: usage });
+      return;
+    }
+    if (req.method !== 'POST' || (action !== 'reset' && action !== 'top-up')) {
+      reply(res, 405, { error: { message: 'GET /admin/quotas/NAME, POST /admin/quotas/NAME/reset or /top-up' } });
+      return;
+    }
+    const body = parseJsonObject((await readBody(req)) || '{}') ?? {};
+    const period = typeof body.period === 'string' ? body.period : undefined;
+    if (period !== undefined && period !== 'day' && period !== 'month') {
+      reply(res, 400, { error: { message: 'period must be "day" or "month" (or absent: every quota of the consumer)' } });
+      return;
+    }
+    if (action === 'reset') {
+      if (await quotas.reset(consumer, period)) reply(res, 200, { consumer, reset: period ?? 'all', quotas: await quotas.read(consumer) });
+      else unknown();
+      return;
+    }
+    const tokens = body.tokens;
+    const cost = body.cost;
+    const valid = (v: unknown): boolean => v === undefined || (typeof v === 'number' && Number.isFinite(v) && v > 0);
+    if (!valid(tokens) || !valid(cost) || (tokens === undefined && cost === undefined)) {
+      reply(res, 400, { error: { message: 'send {"tokens": N} and/or {"cost": USD}, positive numbers, and optionally "period"' } });
+      return;
+    }
+    if (await quotas.topUp(consumer, period, tokens as number | undefined, cost as number | undefined)) {
+      reply(res, 200, { consumer, quotas: await quotas.read(consumer) });
+    } else unknown();
   }
 
   async function keyCall(res: ServerResponse, run: () => Promise<void>): Promise<void> {

@@ -17,6 +17,7 @@ import { removeStaleSegments, segmentName } from '../shm/segment.js';
 import { SharedMemory } from '../shm/shared-memory.js';
 import { NodeAgents } from './node-agents.js';
 import { ClusterMetrics } from '../observability/metrics.js';
+import { QuotaAdmin } from '../governance/quota-admin.js';
 import { RuntimeKeyStore } from '../governance/key-store.js';
 import type { FromWorker, ToWorker } from './messages.js';
 import { ConfigError } from '../config/load.js';
@@ -80,6 +81,8 @@ export class Supervisor {
   private readonly exitWaiters = new Set<() => void>();
   private readonly agents: NodeAgents;
   private readonly clusterMetrics = new ClusterMetrics();
+  /** Budgets for the admin API, counted in the same store as the workers'. */
+  readonly quotas: QuotaAdmin;
   /** Consumer keys made through the admin API (persisted in Redis when configured). */
   readonly keyStore: RuntimeKeyStore;
 
@@ -89,6 +92,7 @@ export class Supervisor {
     private readonly pluginShm: PluginSegment,
   ) {
     this.agents = new NodeAgents(shm);
+    this.quotas = new QuotaAdmin(shm, () => this.config);
     this.keyStore = new RuntimeKeyStore((keys) => this.broadcast({ type: 'keys', keys: [...keys] }));
     this.config = opts.config;
     this.port = opts.port;
@@ -487,7 +491,7 @@ export class Supervisor {
       this.exitWaiters.clear();
     }
     for (const slot of this.slots) slot.child?.kill('SIGKILL');
-    await Promise.all([this.agents.stop(), this.keyStore.stop()]);
+    await Promise.all([this.agents.stop(), this.keyStore.stop(), this.quotas.close()]);
     this.shm.unlink();
     PluginSegment.unlink(this.pluginShm.name);
   }

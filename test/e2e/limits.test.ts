@@ -11,7 +11,7 @@ import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
 import { generateKey, hashKey } from '../../src/governance/keys.js';
-import { cleanupE2E, closedPort, parseSse, postJson, startGateway } from '../helpers/index.js';
+import { admin, cleanupE2E, closedPort, parseSse, postJson, startGateway } from '../helpers/index.js';
 
 const prefix = `sluice-test-${randomBytes(4).toString('hex')}:`;
 const agent = new Agent({ connections: 64 });
@@ -117,6 +117,22 @@ describe('budgets', () => {
       const next = await postJson(gw.url, '/v1/chat/completions', { model: 'mock', messages: [{ role: 'user', content: 'more' }] }, auth);
       assert.equal(next.status, 429);
       assert.match(JSON.parse(next.text).error.message, /quota|budget/i);
+      if (mode === 'cut') return;
+
+      // The admin API reads, tops up and resets the budget, in the store the workers use.
+      const read = await admin(gw.adminUrl, { path: '/admin/quotas/alice' });
+      assert.equal(read.status, 200, read.text);
+      const day = (read.json.quotas as { period: string; tokens: { used: number; limit: number; remaining: number } }[])[0]!;
+      assert.equal(day.period, 'day');
+      assert.equal(day.tokens.limit, 300);
+      assert.ok(day.tokens.used >= 300, JSON.stringify(day));
+      const topped = await admin(gw.adminUrl, { method: 'POST', path: '/admin/quotas/alice/top-up', body: { tokens: 100_000 } });
+      assert.equal(topped.status, 200, topped.text);
+      assert.equal((await postJson(gw.url, '/v1/chat/completions', { model: 'mock', messages: [{ role: 'user', content: 'again' }] }, auth)).status, 200);
+      const reset = await admin(gw.adminUrl, { method: 'POST', path: '/admin/quotas/alice/reset', body: {} });
+      assert.equal(reset.status, 200);
+      assert.equal((reset.json.quotas as { tokens: { used: number } }[])[0]!.tokens.used, 0);
+      assert.equal((await admin(gw.adminUrl, { path: '/admin/quotas/nobody' })).status, 404);
     });
   }
 });
