@@ -10,6 +10,7 @@ import { RedisLimiter } from './limiter/redis-limiter.js';
 import { SharedMemoryLimiter } from './limiter/shm-limiter.js';
 import type { Limiter } from './limiter/types.js';
 import { LimitPolicy } from './limits-filter.js';
+import { warmUpTokenEstimator } from './token-estimate.js';
 
 export class LimiterHolder {
   private current: Limiter | undefined;
@@ -20,6 +21,8 @@ export class LimiterHolder {
   /** The limiter for `config`, or undefined when it configures no limit. */
   forConfig(config: Config): Limiter | undefined {
     if (!new LimitPolicy(config).active) return this.current;
+    // The tokenizer's first load takes a few hundred ms: at start or reload, not on a request.
+    if (this.current === undefined) warmUpTokenEstimator();
     const redis = config.limiter.backend === 'redis' || (config.limiter.backend === 'auto' && config.redis !== undefined) ? config.redis : undefined;
     const shape = redis ? JSON.stringify(['redis', redis.url, redis.key_prefix, config.limiter.on_redis_error, config.limiter.lease_ttl_ms]) : 'local';
     if (this.current !== undefined && shape === this.shape) return this.current;
