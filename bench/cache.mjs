@@ -3,9 +3,10 @@
  * Response cache bench: what the cache adds to a request, what it saves, and how good its semantic
  * layer is, in one run.
  *
- * One standalone mock upstream; the gateway (1 worker) is started three times, one configuration
- * at a time: cache off (no `cache` block: pass-through, the baseline), cache with the defaults
- * (exact + semantic with the shipped USE-lite embedder), and exact only (`semantic.enabled: false`).
+ * One standalone mock upstream and three gateways (1 worker each), side by side: cache off (no
+ * `cache` block: pass-through, the baseline), cache with the defaults (exact + semantic with the
+ * shipped USE-lite embedder), and exact only (`semantic.enabled: false`). They are measured in
+ * interleaved rounds (BENCH_ROUNDS), so load from elsewhere on the box weighs on each alike.
  *
  * Latency (one connection, sequential requests, keep-alive), per configuration:
  *  - miss: a question never asked before (a number in each, so no cached question can answer it):
@@ -18,15 +19,16 @@
  * that the cache is not in): negative means faster than going upstream. Targets: exact hit ≤ 1 ms
  * added at p50 and p99, semantic hit ≤ 30 ms added at p99.
  *
- * Throughput at a 50 % hit rate: BENCH_CONNECTIONS connections for BENCH_SECONDS, every other
- * request a stored question (exact hit), the others new questions; the same mix with the cache off.
+ * Throughput at a 50 % hit rate: BENCH_CONNECTIONS connections for BENCH_SECONDS per configuration
+ * (split over the rounds; the median round is reported), every other request a stored question
+ * (an exact hit), the others new questions; the same mix with the cache off.
  *
  * Quality: runs bench/cache-quality.mjs (recall and false positives at the default threshold on the
  * labeled pairs, targets FPR ≤ 1 %, recall ≥ 50 %) and reports its numbers.
  *
  * Writes bench/results/cache-<time>.json. Needs `npm run build`.
  * Environment: BENCH_SAMPLES (per latency cell, default 1000), BENCH_SEMANTIC_SAMPLES (default 400),
- * BENCH_WARMUP (default 200), BENCH_CONNECTIONS (default 32), BENCH_SECONDS (default 5),
+ * BENCH_WARMUP (default 200), BENCH_CONNECTIONS (default 32), BENCH_SECONDS (default 8), BENCH_ROUNDS (default 4),
  * BENCH_SKIP_QUALITY=1 (leave the quality run out).
  */
 
@@ -42,7 +44,7 @@ import { describeMachine, machineInfo } from './lib/machine.mjs';
 import { installCleanup, stopAll } from './lib/processes.mjs';
 import { writeResult } from './lib/results.mjs';
 import { assertBuilt, REPO_ROOT, startMock, startSluice } from './lib/sluice.mjs';
-import { summarize } from './lib/stats.mjs';
+import { median, summarize } from './lib/stats.mjs';
 import { fixed, formatTable, grouped, signed } from './lib/table.mjs';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
@@ -52,7 +54,8 @@ const SAMPLES = Math.round(envNumber('BENCH_SAMPLES', 1000, 10));
 const SEMANTIC_SAMPLES = Math.round(envNumber('BENCH_SEMANTIC_SAMPLES', 400, 10));
 const WARMUP = Math.round(envNumber('BENCH_WARMUP', 200, 0));
 const CONNECTIONS = Math.round(envNumber('BENCH_CONNECTIONS', 32, 1));
-const SECONDS = envNumber('BENCH_SECONDS', 5, 1);
+const SECONDS = envNumber('BENCH_SECONDS', 8, 1);
+const ROUNDS = Math.round(envNumber('BENCH_ROUNDS', 4, 1));
 const SKIP_QUALITY = process.env.BENCH_SKIP_QUALITY === '1';
 const TARGETS = { exactHitAddedMs: 1, semanticHitAddedP99Ms: 30, maxFpr: 0.01, minRecall: 0.5 };
 
@@ -97,20 +100,25 @@ async function ask(pool, question) {
   return { ms, cache: String(res.headers['x-sluice-cache'] ?? 'none') };
 }
 
-/** `count` sequential requests from `next()`; only answers whose cache status `accept`s are timed. */
-async function latency(pool, next, count, accept = () => true) {
-  const ms = [];
-  const statuses = {};
+/** `count` sequential requests from `next()`; the times of answers whose cache status `accept`s go to `cell`. */
+async function collect(pool, next, count, cell, accept = () => true) {
+  let timed = 0;
   let tries = 0;
-  while (ms.length < count && tries < count * 3) {
+  while (timed < count && tries < count * 3) {
     tries++;
     const r = await ask(pool, next());
     const s = r.cache.replace(/;.*/, '');
-    statuses[s] = (statuses[s] ?? 0) + 1;
-    if (accept(r.cache)) ms.push(r.ms);
+    cell.statuses[s] = (cell.statuses[s] ?? 0) + 1;
+    if (accept(r.cache)) {
+      cell.ms.push(r.ms);
+      timed++;
+    }
   }
-  const sum = summarize(ms);
-  return { samples: ms.length, statuses, p50: sum.p50, p90: sum.p90, p99: sum.p99, mean: sum.mean, max: sum.max };
+}
+
+function summaryOf(cell) {
+  const sum = summarize(cell.ms);
+  return { samples: cell.ms.length, statuses: cell.statuses, p50: sum.p50, p90: sum.p90, p99: sum.p99, mean: sum.mean, max: sum.max };
 }
 
 /** `connections` loops for `seconds`: every other request a stored question, the others new. */
@@ -139,17 +147,20 @@ async function throughput(origin, stored, connections, seconds) {
   await Promise.all(Array.from({ length: connections }, loop));
   const elapsed = (performance.now() - t0) / 1000;
   await pool.close();
-  const sum = summarize(ms);
-  return { requests: ms.length, rps: ms.length / elapsed, errors, statuses, p50: sum.p50, p99: sum.p99 };
+  return { requests: ms.length, rps: ms.length / elapsed, errors, statuses, ms };
 }
 
 function runQuality() {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [fileURLToPath(new URL('./cache-quality.mjs', import.meta.url))], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
+    let printed = 0;
     child.stdout.setEncoding('utf8').on('data', (s) => {
       out += s;
-      process.stdout.write(s.replace(/^/gm, '  │ '));
+      // Whole lines only, each indented once.
+      const end = out.lastIndexOf('\n') + 1;
+      if (end > printed) process.stdout.write(out.slice(printed, end).replace(/^/gm, '  │ '));
+      printed = Math.max(printed, end);
     });
     child.on('error', reject);
     child.on('exit', (code) => {
@@ -165,8 +176,11 @@ async function main() {
   installCleanup(() => log('\ninterrupted; stopping children'));
   const startedAt = new Date();
   const machine = machineInfo();
+  const loadBefore = os.loadavg();
   log(describeMachine(machine));
-  log(`latency: ${SAMPLES} samples per cell (${SEMANTIC_SAMPLES} for semantic hits), ${WARMUP} warm-up; throughput: ${CONNECTIONS} connections × ${SECONDS} s, 50 % exact hits\n`);
+  // Other work on the box moves every number here; the load average says how much there was.
+  log(`load average at start: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
+  log(`latency: ${SAMPLES} samples per cell (${SEMANTIC_SAMPLES} for semantic hits), ${WARMUP} warm-up; throughput: ${CONNECTIONS} connections × ${SECONDS} s, 50 % exact hits; ${ROUNDS} interleaved rounds\n`);
 
   const pairs = readFileSync(PAIRS, 'utf8')
     .split('\n')
@@ -179,40 +193,76 @@ async function main() {
   const mock = await startMock();
   const results = {};
   try {
+    // All three gateways run side by side and are measured in interleaved rounds: whatever else the
+    // box does then weighs on each configuration alike.
+    const gws = {};
+    const served = {};
     for (const [name, cache] of Object.entries(CONFIGS)) {
-      log(`── ${name}`);
       const gw = await startSluice({ configPath: join(dir, `${name}.json`), configYaml: configYaml(mock.origin, cache) });
       const pool = new Pool(gw.origin, { connections: 1 });
-      const cell = {};
-      try {
-        for (let i = 0; i < WARMUP; i++) await ask(pool, newQuestion('warm'));
-        cell.miss = await latency(pool, () => newQuestion('miss'), SAMPLES);
-        log(`  miss        p50 ${fixed(cell.miss.p50, 3)} ms  p99 ${fixed(cell.miss.p99, 3)} ms  ${JSON.stringify(cell.miss.statuses)}`);
-        if (cache !== undefined) {
-          // Store the questions (sequentially, so each is embedded and indexed while the pool is idle).
-          for (const q of storedQuestions) await ask(pool, q);
-          await new Promise((r) => setTimeout(r, 500));
-          let i = 0;
-          cell.exactHit = await latency(pool, () => storedQuestions[i++ % storedQuestions.length], SAMPLES, (s) => s === 'hit');
-          log(`  exact hit   p50 ${fixed(cell.exactHit.p50, 3)} ms  p99 ${fixed(cell.exactHit.p99, 3)} ms  ${JSON.stringify(cell.exactHit.statuses)}`);
-          if (cache.semantic?.enabled !== false) {
-            // First pass: which paraphrases the semantic layer serves (a miss is stored and would
-            // be an exact hit next time, so only the served ones are asked again).
-            const served = [];
-            for (const p of pairs) if ((await ask(pool, p.b)).cache.startsWith('semantic-hit')) served.push(p.b);
-            let j = 0;
-            cell.semanticHit = await latency(pool, () => served[j++ % served.length], SEMANTIC_SAMPLES, (s) => s.startsWith('semantic-hit'));
-            cell.semanticHit.paraphrasesServed = `${served.length}/${pairs.length}`;
-            log(`  semantic    p50 ${fixed(cell.semanticHit.p50, 3)} ms  p99 ${fixed(cell.semanticHit.p99, 3)} ms  (${served.length}/${pairs.length} paraphrases served)`);
-          }
+      gws[name] = { gw, pool, cache };
+      for (let i = 0; i < WARMUP; i++) await ask(pool, newQuestion('warm'));
+      if (cache !== undefined) {
+        // Stored one after the other, so each is embedded and indexed while the pool is idle.
+        for (const q of storedQuestions) await ask(pool, q);
+        await new Promise((r) => setTimeout(r, 500));
+        if (cache.semantic?.enabled !== false) {
+          // Which paraphrases the semantic layer serves (a missed one is stored and would be an
+          // exact hit next time, so only the served ones are asked again).
+          served[name] = [];
+          for (const p of pairs) if ((await ask(pool, p.b)).cache.startsWith('semantic-hit')) served[name].push(p.b);
+          log(`${name}: ${served[name].length}/${pairs.length} paraphrases served by the semantic layer`);
         }
-        await pool.close();
-        cell.throughput = await throughput(gw.origin, storedQuestions, CONNECTIONS, SECONDS);
-        log(`  throughput  ${grouped(cell.throughput.rps)} req/s  p50 ${fixed(cell.throughput.p50, 2)} ms  p99 ${fixed(cell.throughput.p99, 2)} ms  ${JSON.stringify(cell.throughput.statuses)}  errors ${cell.throughput.errors}`);
-      } finally {
-        await gw.proc.stop();
       }
-      results[name] = cell;
+      results[name] = {};
+    }
+    const cells = {};
+    for (const name of Object.keys(gws)) {
+      cells[name] = { miss: { ms: [], statuses: {} }, exactHit: { ms: [], statuses: {} }, semanticHit: { ms: [], statuses: {} }, throughput: [] };
+    }
+    const names = Object.keys(gws);
+    let i = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      log(`round ${round + 1}/${ROUNDS}`);
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(round + k) % names.length];
+        const { pool, cache } = gws[name];
+        const c = cells[name];
+        await collect(pool, () => newQuestion('miss'), Math.ceil(SAMPLES / ROUNDS), c.miss);
+        if (cache === undefined) continue;
+        await collect(pool, () => storedQuestions[i++ % storedQuestions.length], Math.ceil(SAMPLES / ROUNDS), c.exactHit, (s) => s === 'hit');
+        const para = served[name];
+        if (para?.length) await collect(pool, () => para[i++ % para.length], Math.ceil(SEMANTIC_SAMPLES / ROUNDS), c.semanticHit, (s) => s.startsWith('semantic-hit'));
+      }
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(round + k) % names.length];
+        cells[name].throughput.push(await throughput(gws[name].gw.origin, storedQuestions, CONNECTIONS, SECONDS / ROUNDS));
+      }
+    }
+    for (const name of names) {
+      const c = cells[name];
+      const r = results[name];
+      r.miss = summaryOf(c.miss);
+      if (c.exactHit.ms.length > 0) r.exactHit = summaryOf(c.exactHit);
+      if (c.semanticHit.ms.length > 0) r.semanticHit = { ...summaryOf(c.semanticHit), paraphrasesServed: `${served[name].length}/${pairs.length}` };
+      const rounds = c.throughput;
+      const all = summarize(rounds.flatMap((t) => t.ms));
+      const statuses = {};
+      for (const t of rounds) for (const [k, v] of Object.entries(t.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
+      r.throughput = {
+        rps: median(rounds.map((t) => t.rps)),
+        rpsPerRound: rounds.map((t) => Math.round(t.rps)),
+        requests: rounds.reduce((n, t) => n + t.requests, 0),
+        errors: rounds.reduce((n, t) => n + t.errors, 0),
+        statuses,
+        p50: all.p50,
+        p99: all.p99,
+      };
+      log(`${name}: miss p50 ${fixed(r.miss.p50, 3)} ms${r.exactHit ? `, exact hit p50 ${fixed(r.exactHit.p50, 3)} ms` : ''}${r.semanticHit ? `, semantic hit p50 ${fixed(r.semanticHit.p50, 3)} ms` : ''}; ${grouped(r.throughput.rps)} req/s (${JSON.stringify(statuses)}, errors ${r.throughput.errors})`);
+    }
+    for (const { gw, pool } of Object.values(gws)) {
+      await pool.close();
+      await gw.proc.stop();
     }
   } finally {
     await stopAll();
@@ -287,7 +337,8 @@ async function main() {
     bench: 'cache',
     startedAt: startedAt.toISOString(),
     machine,
-    settings: { samples: SAMPLES, semanticSamples: SEMANTIC_SAMPLES, warmup: WARMUP, connections: CONNECTIONS, seconds: SECONDS, workers: 1 },
+    loadAverage: { start: loadBefore, end: os.loadavg() },
+    settings: { samples: SAMPLES, semanticSamples: SEMANTIC_SAMPLES, warmup: WARMUP, connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, workers: 1 },
     baselineOff: off,
     latency: latencyReport,
     results,
