@@ -31,7 +31,7 @@ const MOCK_ONLY = { providers: [{ name: 'mock', type: 'mock' }], log: { level: '
 const TWO_WORKERS = ['--port', '0', '--workers', '2'];
 
 /** The worker table once every slot is `ready` (and, if given, `check` holds). */
-async function readyWorkers(gw: GatewayProcess, what: string, check: (ws: WorkerRow[]) => boolean = () => true, timeoutMs = 5_000): Promise<WorkerRow[]> {
+async function readyWorkers(gw: GatewayProcess, what: string, check: (ws: WorkerRow[]) => boolean = () => true, timeoutMs = 20_000): Promise<WorkerRow[]> {
   try {
     return await waitFor(
       what,
