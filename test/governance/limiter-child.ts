@@ -4,7 +4,7 @@
  *     race: wait at BARRIER, then COUNT admissions of RULES (JSON LimitRule[]) with RESERVE tokens;
  *           print {"admitted": n}
  *     hold: take HOLD concurrency places of RULES, print "ready", and wait to be killed.
- *     stress: until CLOCK[1] is set, admit RULES[0] against a clock of CLOCK[0] seconds (moved by the
+ *     stress: count itself in CLOCK[2], then until CLOCK[1] is set, admit RULES[0] against a clock of CLOCK[0] seconds (moved by the
  *           parent) and settle half of the tickets at random with less than reserved; mark held
  *           places in CLOCK[8 + WORKER]; print {"perEpoch": {epoch: admitted}, "maxHeld": n}.
  */
@@ -57,6 +57,7 @@ if (env.MODE === 'race') {
     Atomics.sub(cells, 8 + worker, 1);
     limiter.settle(ticket, tokens, 0);
   };
+  Atomics.add(cells, 2, 1);
   while (Atomics.load(cells, 1) === 0) {
     const admission = limiter.admit(rules, [], 1 + Math.floor(Math.random() * 40), 0);
     if (admission.ok) {

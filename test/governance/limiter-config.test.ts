@@ -17,6 +17,7 @@ import {
   modelRule,
   QuotasSchema,
   RateLimitSchema,
+  resetDuration,
   retryAfterSeconds,
 } from '../../src/governance/limiter/index.js';
 
@@ -100,6 +101,15 @@ describe('rate-limit headers', () => {
       [86_400_000, '24h0m0s'],
     ];
     for (const [ms, text] of cases) assert.equal(goDuration(ms), text, String(ms));
+  });
+
+  it('prints resets in whole seconds above one second', () => {
+    assert.equal(resetDuration(250), '250ms');
+    assert.equal(resetDuration(1000), '1s');
+    assert.equal(resetDuration(1001), '2s');
+    assert.equal(resetDuration(59_500), '1m0s');
+    assert.equal(resetDuration(59_500), '1m0s', 'cached');
+    assert.equal(resetDuration(7_200_000), '2h0m0s');
   });
 
   it('rounds Retry-After up to whole seconds, at least 1', () => {

@@ -154,10 +154,10 @@ describe('SharedMemoryLimiter', () => {
     assert.deepEqual(first.headers, {
       'x-ratelimit-limit-requests': '3',
       'x-ratelimit-remaining-requests': '2',
-      'x-ratelimit-reset-requests': '59.5s',
+      'x-ratelimit-reset-requests': '1m0s',
       'x-ratelimit-limit-tokens': '1000',
       'x-ratelimit-remaining-tokens': '900',
-      'x-ratelimit-reset-tokens': '59.5s',
+      'x-ratelimit-reset-tokens': '1m0s',
     });
     rate.advance(10_000);
     admitted(limiter.admit([{ key: 'c:a', rpm: 3, tpm: 1000 }], [], 100, 0));
@@ -372,17 +372,21 @@ describe('across processes', () => {
 
   it('stays exact while the window slides every millisecond, with refunds and concurrency churn', async () => {
     const [shm] = freshSegment(0, { workerSlots: 4, endpointCapacity: 8, limitKeyCapacity: 64 });
-    const clockSegment = makeBarrier(); // a small segment: [0] = clock seconds, [1] = stop, [8..11] = marks
+    const clockSegment = makeBarrier(); // a small segment: [0] = clock seconds, [1] = stop, [2] = started, [8..11] = marks
     const cells = new Int32Array(clockSegment.flags.buffer, 0, 16);
     Atomics.store(cells, 0, 100);
     const rule: LimitRule = { key: 'c:slide', rpm: 100, tpm: 2000, concurrent: 3 };
     const children = [0, 1, 2, 3].map((worker) =>
       runLimiterChild({ SEGMENT: shm!.name, WORKER: String(worker), MODE: 'stress', CLOCK: clockSegment.name, RULES: JSON.stringify([rule]) }),
     );
-    // Let them start, then move time by 1 s (sometimes 7 s) per millisecond for 1.5 s.
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const end = Date.now() + 1500;
-    while (Date.now() < end) {
+    // Once all four are admitting, move time 600 times by 1 s (sometimes 7 s), one move per
+    // millisecond or so (more on a busy machine: the number of moves is what matters).
+    const startedBy = Date.now() + 15_000;
+    while (Atomics.load(cells, 2) < 4) {
+      assert.ok(Date.now() < startedBy, 'children started');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    for (let move = 0; move < 600; move++) {
       await new Promise((resolve) => setTimeout(resolve, 1));
       Atomics.add(cells, 0, Math.random() < 0.3 ? 7 : 1);
     }
@@ -399,7 +403,7 @@ describe('across processes', () => {
       for (const [epoch, n] of perEpoch) if (epoch > end - 60 && epoch <= end) inWindow += n;
       fullest = Math.max(fullest, inWindow);
     }
-    assert.ok(perEpoch.size > 50, `the window moved (${perEpoch.size} buckets used)`);
+    assert.ok(perEpoch.size > 20, `the window moved (${perEpoch.size} buckets used)`);
     assert.equal(fullest, 100, 'no 60-bucket window holds more than rpm, and some window is full');
     assert.ok(Math.max(...results.map((r) => r.maxHeld)) <= 3, 'never more than 3 places held');
     const slot = shm!.limitKeys.find('r|c:slide');

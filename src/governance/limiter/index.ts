@@ -20,7 +20,7 @@ export type {
 export { SharedMemoryLimiter, type SharedMemoryLimiterOptions, type SharedMemoryLimiterStatus } from './shm-limiter.js';
 export { REDIS_LIMITER_DEFAULTS, RedisLimiter, type RedisLimiterOptions } from './redis-limiter.js';
 export type { FailPolicy, RedisLimiterCounters, RedisLimiterState, RedisLimiterStatus } from './redis-health.js';
-export { goDuration, HEADER, retryAfterSeconds } from './headers.js';
+export { goDuration, HEADER, resetDuration, retryAfterSeconds } from './headers.js';
 export { consumerKey, consumerModelKey, modelKey } from './keys.js';
 export {
   CALENDAR_DAY,

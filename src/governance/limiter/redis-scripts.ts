@@ -7,11 +7,13 @@
  *   P lim:nodes                      ZSET  node id → lease expiry (Redis ms); a node renews it on
  *                                          every admission with a concurrency limit and every tick
  *   P lim:r:<key>                    HASH  rate windows: field a<epoch> = requests, b<epoch> = tokens
- *                                          in that one-second bucket; PEXPIRE ≈ one window
+ *                                          in that one-second bucket, sa/sb their sums, lo/hi the
+ *                                          oldest and newest epochs held; PEXPIRE ≈ one window
  *   P lim:c:<key>                    HASH  concurrency: field <node id> = places that node holds;
  *                                          fields of nodes whose lease expired are ignored and deleted
  *   P lim:q:<cd|cm|rd|rm>:<key>      HASH  quota windows: field a<epoch> = tokens, b<epoch> = cost
- *                                          (micros) in that hour / day / month bucket
+ *                                          (micros) in that hour / day / month bucket; sa, sb, lo, hi
+ *                                          as for rate windows
  * Epochs and windows are those of windows.ts (mirrored below in Lua: the same bucket numbers, the
  * same calendar months). Time is the Redis server's (TIME), so node clocks do not matter; a test
  * may pass its own time instead (ARGV[1], empty = TIME).
@@ -62,36 +64,93 @@ local function start_of(kind, e)
   if kind == 'cm' then return month_start(e) end
   return (e - 1) * BUCKET_MS[kind]
 end
--- Usage of both metrics of a window hash at epoch e; deletes buckets that have left the window.
-local function window_usage(key, e, k)
-  local flat = redis.call('HGETALL', key)
-  local ua, ub, gone = 0, 0, {}
-  for i = 1, #flat, 2 do
-    local field = flat[i]
-    local ep = tonumber(string.sub(field, 2))
-    if ep ~= nil then
-      if ep <= e - k then
-        gone[#gone + 1] = field
-      elseif string.sub(field, 1, 1) == 'a' then
-        ua = ua + tonumber(flat[i + 1])
-      else
-        ub = ub + tonumber(flat[i + 1])
+-- A window hash holds bucket fields a<epoch>, b<epoch>, their running sums sa, sb, the lowest epoch
+-- whose buckets may still be there (lo) and the newest epoch charged (hi). Buckets leave by being
+-- subtracted from the sums and deleted, lo..e-k at a time, so a read costs O(buckets that left
+-- since the last read), not O(buckets in the window), and a charge is one HMGET and one HSET.
+--
+-- window_read returns the window at epoch e as a table: sa, sb (usage), ba, bb (bucket e's counts),
+-- lo, hi (nil for an empty window).
+local function window_read(key, e, k)
+  local v = redis.call('HMGET', key, 'sa', 'sb', 'lo', 'hi', 'a' .. e, 'b' .. e)
+  local w = { sa = tonumber(v[1]) or 0, sb = tonumber(v[2]) or 0, lo = tonumber(v[3]), hi = tonumber(v[4]),
+              ba = tonumber(v[5]) or 0, bb = tonumber(v[6]) or 0 }
+  if w.lo == nil or w.hi == nil then return { sa = 0, sb = 0, ba = 0, bb = 0 } end
+  local edge = e - k
+  if w.hi <= edge then
+    redis.call('DEL', key)
+    return { sa = 0, sb = 0, ba = 0, bb = 0 }
+  end
+  if w.lo > edge then return w end
+  if edge - w.lo >= 4 * k then
+    -- Cannot happen while every write goes through these functions; rebuild rather than loop long.
+    local flat = redis.call('HGETALL', key)
+    w.sa, w.sb = 0, 0
+    for i = 1, #flat, 2 do
+      local m, ep = string.sub(flat[i], 1, 1), tonumber(string.sub(flat[i], 2))
+      if ep ~= nil and (m == 'a' or m == 'b') then
+        if ep <= edge then
+          redis.call('HDEL', key, flat[i])
+        elseif m == 'a' then
+          w.sa = w.sa + tonumber(flat[i + 1])
+        else
+          w.sb = w.sb + tonumber(flat[i + 1])
+        end
       end
     end
+  else
+    local fields = {}
+    for ep = w.lo, edge do
+      fields[#fields + 1] = 'a' .. ep
+      fields[#fields + 1] = 'b' .. ep
+    end
+    local gone = redis.call('HMGET', key, unpack(fields))
+    for i = 1, #fields, 2 do
+      w.sa = w.sa - (tonumber(gone[i]) or 0)
+      w.sb = w.sb - (tonumber(gone[i + 1]) or 0)
+    end
+    redis.call('HDEL', key, unpack(fields))
   end
-  if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
-  return ua, ub, flat
+  w.lo = edge + 1
+  redis.call('HSET', key, 'sa', w.sa, 'sb', w.sb, 'lo', w.lo)
+  return w
+end
+-- Adds ca to metric a and cb to metric b of bucket e, w being window_read(key, e, ...) of this script.
+local function window_charge(kind, key, w, e, ca, cb, now)
+  if ca == 0 and cb == 0 then return end
+  local k = BUCKETS[kind]
+  local hi = w.hi
+  if hi == nil or hi < e then hi = e end
+  local args = { 'sa', w.sa + ca, 'sb', w.sb + cb, 'lo', w.lo or (e - k + 1), 'hi', hi }
+  if ca ~= 0 then
+    args[#args + 1] = 'a' .. e
+    args[#args + 1] = w.ba + ca
+  end
+  if cb ~= 0 then
+    args[#args + 1] = 'b' .. e
+    args[#args + 1] = w.bb + cb
+  end
+  redis.call('HSET', key, unpack(args))
+  -- The first charge of a bucket sets the TTL past the bucket's end; later ones need not (every
+  -- redis.call costs a few microseconds of the single Redis thread).
+  if w.ba == 0 and w.bb == 0 then redis.call('PEXPIRE', key, start_of(kind, e + k) - now + 1000) end
+end
+-- Buckets of metric m in the window at e, oldest first, as {epoch, count} (for retry times and admin).
+local function window_buckets(key, m, e, k)
+  local fields = {}
+  for ep = e - k + 1, e do fields[#fields + 1] = m .. ep end
+  local counts = redis.call('HMGET', key, unpack(fields))
+  local list = {}
+  for i = 1, #fields do
+    local count = tonumber(counts[i])
+    if count ~= nil and count ~= 0 then list[#list + 1] = { e - k + i, count } end
+  end
+  return list
 end
 -- The epoch whose bucket, leaving the window, frees at least need of metric m; -1 if none does.
-local function freeing_epoch(flat, m, e, k, need)
-  local list = {}
-  for i = 1, #flat, 2 do
-    local ep = tonumber(string.sub(flat[i], 2))
-    if ep ~= nil and ep > e - k and string.sub(flat[i], 1, 1) == m then list[#list + 1] = { ep, tonumber(flat[i + 1]) } end
-  end
-  table.sort(list, function(x, y) return x[1] < y[1] end)
+local function freeing_epoch(key, m, e, k, need)
   local freed = 0
-  for _, bucket in ipairs(list) do
+  for _, bucket in ipairs(window_buckets(key, m, e, k)) do
     freed = freed + bucket[2]
     if freed >= need then return bucket[1] end
   end
@@ -118,7 +177,8 @@ end
 /**
  * KEYS[1] node registry, KEYS[2..] the keys items name.
  * ARGV[1] time override, ARGV[2] node id, ARGV[3] lease TTL ms, ARGV[4] reserved tokens,
- * ARGV[5] reserved cost, ARGV[6..] items of 4: kind, key index, limit a, limit b (-1 = none):
+ * ARGV[5] reserved cost, ARGV[6] '1' to renew this node's lease (else the tick does),
+ * ARGV[7..] items of 4: kind, key index, limit a, limit b (-1 = none):
  *   'r' rate window (a = requests, b = tokens); 'c' concurrency (a = places);
  *   'cd' | 'cm' | 'rd' | 'rm' quota window (a = tokens, b = cost).
  * A cost of 0 still needs one unit left (a request reserving no tokens is refused once they are
@@ -129,10 +189,12 @@ export const ADMIT_LUA = `${PRELUDE}
 local now = now_ms(ARGV[1])
 local node, ttl = ARGV[2], tonumber(ARGV[3])
 local tokens, cost = tonumber(ARGV[4]), tonumber(ARGV[5])
-local n = (#ARGV - 5) / 4
+local register = ARGV[6]
+local n = (#ARGV - 6) / 4
 local out = { 1, now }
+local windows, pending, charged = {}, {}, {}
 for i = 1, n do
-  local base = 6 + (i - 1) * 4
+  local base = 7 + (i - 1) * 4
   local kind, key = ARGV[base], KEYS[tonumber(ARGV[base + 1])]
   local la, lb = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
   if kind == 'c' then
@@ -143,23 +205,31 @@ for i = 1, n do
     out[#out + 1] = 0
   else
     local e, k = epoch_of(kind, now), BUCKETS[kind]
-    local ua, ub, flat = window_usage(key, e, k)
+    local w = window_read(key, e, k)
     local ca, cb = cost, cost
     if kind == 'r' then ca, cb = 1, tokens else ca = tokens end
+    -- The same key twice (two rules naming it): the second sees the first's charge.
+    local ua, ub, p = w.sa, w.sb, pending[key]
+    if p then ua, ub = ua + p[1], ub + p[2] end
     if la >= 0 and ua + math.max(ca, 1) > la then
-      return { 0, now, i, 'a', ua, e, freeing_epoch(flat, 'a', e, k, ua + math.max(ca, 1) - la) }
+      return { 0, now, i, 'a', ua, e, freeing_epoch(key, 'a', e, k, ua + math.max(ca, 1) - la) }
     end
     if lb >= 0 and ub + math.max(cb, 1) > lb then
-      return { 0, now, i, 'b', ub, e, freeing_epoch(flat, 'b', e, k, ub + math.max(cb, 1) - lb) }
+      return { 0, now, i, 'b', ub, e, freeing_epoch(key, 'b', e, k, ub + math.max(cb, 1) - lb) }
     end
+    local qa, qb = la >= 0 and ca or 0, lb >= 0 and cb or 0
+    if p then p[1], p[2] = p[1] + qa, p[2] + qb else pending[key] = { qa, qb } end
+    windows[i] = w
     out[#out + 1] = e
     out[#out + 1] = ua
     out[#out + 1] = ub
   end
 end
-local registered = false
+-- Register this node's lease only when the client asks (no lease tick answered lately): otherwise
+-- the tick keeps it alive, and admissions save two calls.
+local registered = register ~= '1'
 for i = 1, n do
-  local base = 6 + (i - 1) * 4
+  local base = 7 + (i - 1) * 4
   local kind, key = ARGV[base], KEYS[tonumber(ARGV[base + 1])]
   local la, lb = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
   if kind == 'c' then
@@ -168,22 +238,15 @@ for i = 1, n do
       redis.call('PEXPIRE', KEYS[1], ttl * 3)
       registered = true
     end
-    redis.call('HINCRBY', key, node, 1)
-    redis.call('PEXPIRE', key, ttl * 3)
+    -- A hash left by a dead cluster expires; the lease tick renews the TTL of hashes in use.
+    if redis.call('HINCRBY', key, node, 1) == 1 then redis.call('PEXPIRE', key, ttl * 3) end
   else
-    local e = out[3 + (i - 1) * 3]
     local ca, cb = cost, cost
     if kind == 'r' then ca, cb = 1, tokens else ca = tokens end
-    local charged = false
-    if la >= 0 and ca > 0 then
-      redis.call('HINCRBY', key, 'a' .. e, ca)
-      charged = true
-    end
-    if lb >= 0 and cb > 0 then
-      redis.call('HINCRBY', key, 'b' .. e, cb)
-      charged = true
-    end
-    if charged then redis.call('PEXPIRE', key, start_of(kind, e + BUCKETS[kind]) - now + 1000) end
+    local e, w = out[3 + (i - 1) * 3], windows[i]
+    if charged[key] then w = window_read(key, e, BUCKETS[kind]) end
+    charged[key] = true
+    window_charge(kind, key, w, e, la >= 0 and ca or 0, lb >= 0 and cb or 0, now)
   end
 end
 return out
@@ -207,15 +270,28 @@ for base = 3, #ARGV, 5 do
     if redis.call('HINCRBY', key, node, -1) <= 0 then redis.call('HDEL', key, node) end
   else
     local charged = ARGV[base + 2]
-    local deltas = { a = tonumber(ARGV[base + 3]), b = tonumber(ARGV[base + 4]) }
-    for m, delta in pairs(deltas) do
-      if delta < 0 then
-        if redis.call('HEXISTS', key, m .. charged) == 1 then redis.call('HINCRBY', key, m .. charged, delta) end
-      elseif delta > 0 then
-        local e = epoch_of(kind, now)
-        redis.call('HINCRBY', key, m .. e, delta)
-        redis.call('PEXPIRE', key, start_of(kind, e + BUCKETS[kind]) - now + 1000)
+    local da, db = tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4])
+    if da < 0 or db < 0 then
+      -- A bucket still in the hash still counts (buckets leave by deletion), so it takes the refund.
+      local v = redis.call('HMGET', key, 'a' .. charged, 'b' .. charged, 'sa', 'sb')
+      local args = {}
+      if da < 0 and v[1] then
+        args[#args + 1] = 'a' .. charged
+        args[#args + 1] = tonumber(v[1]) + da
+        args[#args + 1] = 'sa'
+        args[#args + 1] = (tonumber(v[3]) or 0) + da
       end
+      if db < 0 and v[2] then
+        args[#args + 1] = 'b' .. charged
+        args[#args + 1] = tonumber(v[2]) + db
+        args[#args + 1] = 'sb'
+        args[#args + 1] = (tonumber(v[4]) or 0) + db
+      end
+      if #args > 0 then redis.call('HSET', key, unpack(args)) end
+    end
+    if da > 0 or db > 0 then
+      local e = epoch_of(kind, now)
+      window_charge(kind, key, window_read(key, e, BUCKETS[kind]), e, math.max(da, 0), math.max(db, 0), now)
     end
   end
 end
@@ -256,15 +332,15 @@ export const USAGE_LUA = `${PRELUDE}
 local now = now_ms(ARGV[1])
 local kind = ARGV[2]
 local e, k = epoch_of(kind, now), BUCKETS[kind]
-local ua, ub, flat = window_usage(KEYS[1], e, k)
+local w = window_read(KEYS[1], e, k)
 local oldest = -1
-for i = 1, #flat, 2 do
-  local ep = tonumber(string.sub(flat[i], 2))
-  if ep ~= nil and ep > e - k and tonumber(flat[i + 1]) ~= 0 and (oldest < 0 or ep < oldest) then oldest = ep end
+for _, m in ipairs({ 'a', 'b' }) do
+  local first = window_buckets(KEYS[1], m, e, k)[1]
+  if first ~= nil and (oldest < 0 or first[1] < oldest) then oldest = first[1] end
 end
 local places = 0
 if KEYS[2] ~= '' then places = concurrency_used(KEYS[2], KEYS[3], ARGV[3], now) end
-return { now, e, ua, ub, oldest, places }
+return { now, e, w.sa, w.sb, oldest, places }
 `;
 
 /**
@@ -275,10 +351,7 @@ export const TOP_UP_LUA = `${PRELUDE}
 local now = now_ms(ARGV[1])
 local kind = ARGV[2]
 local e = epoch_of(kind, now)
-local tokens, cost = tonumber(ARGV[3]), tonumber(ARGV[4])
-if tokens > 0 then redis.call('HINCRBY', KEYS[1], 'a' .. e, -tokens) end
-if cost > 0 then redis.call('HINCRBY', KEYS[1], 'b' .. e, -cost) end
-redis.call('PEXPIRE', KEYS[1], start_of(kind, e + BUCKETS[kind]) - now + 1000)
+window_charge(kind, KEYS[1], window_read(KEYS[1], e, BUCKETS[kind]), e, -tonumber(ARGV[3]), -tonumber(ARGV[4]), now)
 return e
 `;
 

@@ -4,7 +4,7 @@
  * that refused.
  */
 
-import { goDuration, HEADER, retryAfterSeconds } from './headers.js';
+import { HEADER, resetDuration, retryAfterSeconds } from './headers.js';
 import type { RefusalCode, Refused } from './types.js';
 
 /** Which number of which limit refused. */
@@ -41,11 +41,11 @@ export function refuse(detail: RefusalDetail): Refused {
   if (detail.metric === 'requests') {
     headers[HEADER.limitRequests] = String(detail.limit);
     headers[HEADER.remainingRequests] = remaining;
-    headers[HEADER.resetRequests] = goDuration(detail.resetMs);
+    headers[HEADER.resetRequests] = resetDuration(detail.resetMs);
   } else if (detail.metric === 'tokens') {
     headers[HEADER.limitTokens] = String(detail.limit);
     headers[HEADER.remainingTokens] = remaining;
-    headers[HEADER.resetTokens] = goDuration(detail.resetMs);
+    headers[HEADER.resetTokens] = resetDuration(detail.resetMs);
   }
   const what = `${METRIC_TEXT[detail.metric]}${detail.periodText ? ` ${detail.periodText}` : ''}`;
   const reason =
