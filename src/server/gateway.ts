@@ -18,7 +18,7 @@ import { SharedMemory } from '../shm/shared-memory.js';
 import { AccessLog } from '../observability/access-log.js';
 import { GatewayMetrics } from '../observability/metrics.js';
 import { accountCost, requestRecord } from '../governance/accounting.js';
-import { LimiterHolder } from '../governance/limiter-holder.js';
+import { LimiterHolder, registerLimiterMetrics } from '../governance/limiter-holder.js';
 import type { RequestContext } from '../pipeline/context.js';
 import { buildSnapshot, closeProviders, createProviders, type Snapshot, type SnapshotDeps, type WorkerState } from '../runtime/snapshot.js';
 import { KeyRing, type RuntimeKey } from '../governance/consumers.js';
@@ -105,6 +105,7 @@ export class Gateway implements ProxyHost {
   ) {
     this.current = snapshot;
     this.accessLog = AccessLog.open(snapshot.config.access_log);
+    if (state.limiters) registerLimiterMetrics(this.metrics.registry, state.limiters);
     this.app = uWS.App();
     this.routes();
   }

@@ -11,7 +11,7 @@ import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
 import { generateKey, hashKey } from '../../src/governance/keys.js';
-import { admin, cleanupE2E, closedPort, parseSse, postJson, startGateway } from '../helpers/index.js';
+import { admin, cleanupE2E, closedPort, parseSse, postJson, raw, startGateway } from '../helpers/index.js';
 
 const prefix = `sluice-test-${randomBytes(4).toString('hex')}:`;
 const agent = new Agent({ connections: 64 });
@@ -86,6 +86,9 @@ describe('rate limits', () => {
     const base = { providers: [{ name: 'mock', type: 'mock' }], consumers: [consumer({ rpm: 1 })], redis: { url: `redis://127.0.0.1:${dead}`, key_prefix: prefix } };
     const open = await startGateway({ config: { ...base, limiter: { on_redis_error: 'open' } } });
     for (let i = 0; i < 3; i++) assert.equal((await postJson(open.url, '/v1/chat/completions', JSON.parse(body), auth)).status, 200);
+    const m = (await raw(open.adminUrl, { method: 'GET', path: '/metrics' })).text;
+    assert.match(m, /^sluice_limiter_redis_up 0$/m, 'the fault shows as a metric');
+    assert.match(m, /^sluice_limiter_fail_open_total [3-9]/m);
     const closed = await startGateway({ config: { ...base, limiter: { on_redis_error: 'closed' } } });
     assert.equal((await postJson(closed.url, '/v1/chat/completions', JSON.parse(body), auth)).status, 503);
   });
