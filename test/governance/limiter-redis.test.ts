@@ -259,6 +259,13 @@ describe('RedisLimiter', () => {
     assert.ok(Date.now() - started <= 2000, `expired after ${Date.now() - started} ms (lease 1 s)`);
   });
 
+  it('waits for the first connection instead of deciding the first requests by policy', async () => {
+    const limiter = makeLimiter({ keyPrefix: freshPrefix(), onRedisError: 'closed', commandTimeoutMs: 2000 });
+    const first = admitted(await limiter.admit([{ key: 'c:early', rpm: 5 }], [], 0, 0));
+    assert.equal(first.ticket.unlimited, false);
+    assert.equal(limiter.status().state, 'ok');
+  });
+
   it('close gives this node\'s places back at once', async () => {
     const keyPrefix = freshPrefix();
     const leaving = await readyLimiter({ keyPrefix });

@@ -277,6 +277,23 @@ export class RedisLimiter implements Limiter {
     return `${this.prefix}lim:q:${quotaWindow(quota.period, quota.mode).code}:${quota.key}`;
   }
 
+  private connecting: Promise<void> | null = null;
+
+  /** Resolves when a client of our own is ready, or after commandTimeoutMs. */
+  private firstConnection(): Promise<void> {
+    this.connecting ??= new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.redis.off('ready', done);
+        this.connecting = null;
+        resolve();
+      };
+      const timer = setTimeout(done, this.commandTimeoutMs);
+      this.redis.once('ready', done);
+    });
+    return this.connecting;
+  }
+
   /**
    * Resolves true once Redis has answered one lease tick, false after `timeoutMs` without one. For
    * startup: admissions before the first answer follow the fail policy.
@@ -295,6 +312,9 @@ export class RedisLimiter implements Limiter {
     checkAmount('reserveCostMicros', reserveCostMicros);
     const items = this.items(rules, quotas);
     if (items.length === 0) return { ok: true, ticket: new RedisTicket(reserveTokens, reserveCostMicros, false, this), headers: {} };
+    // Right after start the connection may still be opening: wait for it (a command timeout at
+    // most) rather than deciding the first requests by the fail policy.
+    if (!this.connected() && this.health.state === 'connecting') await this.firstConnection();
     if (!this.connected()) {
       this.health.unreachable(`Redis connection is ${this.redis.status}`);
       return this.fallback(reserveTokens, reserveCostMicros);
