@@ -7,6 +7,8 @@
  */
 
 import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { startVllmSim, type VllmSim } from '../../bench/vllm-sim/server.js';
 import { endpointSlotIdentity } from '../../src/routing/balancer.js';
@@ -16,10 +18,42 @@ import { cleanupE2E, postJson, startGateway, type GatewayProcess } from '../help
 
 const sims: VllmSim[] = [];
 const opened: SharedMemory[] = [];
+let redisServer: ChildProcess | undefined;
 after(async () => {
   await Promise.all(sims.map((s) => s.close()));
   await cleanupE2E();
+  redisServer?.kill('SIGTERM');
 });
+
+function hasRedis(): boolean {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A private redis-server on a free port, stopped in `after`. */
+async function startRedis(): Promise<string> {
+  const port = await new Promise<number>((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+    s.on('error', reject);
+  });
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  redisServer = child;
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      if (d.toString().includes('Ready to accept connections')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`redis-server exited with ${code}`)));
+  });
+  return `redis://127.0.0.1:${port}`;
+}
 
 async function fleet(n: number, options: Parameters<typeof startVllmSim>[0] = {}): Promise<VllmSim[]> {
   const started = await Promise.all(
@@ -29,9 +63,10 @@ async function fleet(n: number, options: Parameters<typeof startVllmSim>[0] = {}
   return started;
 }
 
-function prefixGateway(replicas: { url: string }[], prefix: Record<string, unknown> = {}): Promise<GatewayProcess> {
+function prefixGateway(replicas: { url: string }[], prefix: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<GatewayProcess> {
   return startGateway({
     config: {
+      ...extra,
       log: { level: 'warn' },
       providers: [
         {
@@ -160,5 +195,32 @@ describe('prefix balancer', () => {
     );
     assert.ok(answers.every((r) => r.status === 200));
     assert.ok(plain.seen.length >= 5 && sim!.stats().requestsFinished >= 5, `split ${plain.seen.length}/${sim!.stats().requestsFinished}`);
+  });
+
+  it('two gateway nodes sharing the index through Redis continue each other\'s conversations', { skip: hasRedis() ? false : 'redis-server is not installed' }, async () => {
+    const replicas = await fleet(4);
+    const redis = { url: await startRedis(), key_prefix: 'e2e-prefix:' };
+    const share = { share: { enabled: true, interval_ms: 50 } };
+    const a = await prefixGateway(replicas, share, { redis });
+    const b = await prefixGateway(replicas, share, { redis });
+    const histories = Array.from({ length: 8 }, () => [] as { role: string; content: string }[]);
+    const lastPrompt = new Array<number>(histories.length).fill(0);
+    const uncached: number[] = [];
+    for (let turn = 0; turn < 4; turn++) {
+      // Even turns through node a, odd turns through node b: each node must know where the other sent them.
+      const node = turn % 2 === 0 ? a : b;
+      for (const [user, messages] of histories.entries()) {
+        messages.push({ role: 'user', content: question(500 + user, turn) });
+        const r = await postJson(node.url, '/v1/chat/completions', { model: 'chat', messages, max_tokens: 12 });
+        assert.equal(r.status, 200, r.text);
+        const body = JSON.parse(r.text) as { choices: { message: { content: string } }[]; usage: Usage };
+        messages.push({ role: 'assistant', content: body.choices[0]!.message.content });
+        if (turn > 0) uncached.push(lastPrompt[user]! - (body.usage.prompt_tokens_details?.cached_tokens ?? 0));
+        lastPrompt[user] = body.usage.prompt_tokens;
+      }
+      await sleep(300);
+    }
+    // Every later turn found the previous turn's prompt cached (up to its last partial block).
+    assert.ok(uncached.every((n) => n < 16), `previous-prompt tokens not cached, per later turn: ${uncached.join(' ')}`);
   });
 });
