@@ -324,7 +324,11 @@ export const AuthSchema = z
 export const AccessLogSchema = z
   .object({
     enabled: z.boolean().default(false).describe('One JSON line per request.'),
-    path: z.string().min(1).default('stdout').describe('`stdout`, or a file appended to (one per worker process: `.N` is added).'),
+    path: z.string().min(1).default('stdout').describe('`stdout`, or a file every worker appends to (one write per line).'),
+    include_prompts: z
+      .boolean()
+      .default(false)
+      .describe('Also log what the client sent (system prompt, messages, prompt or input; cut at 64 KiB). Off by default: prompts hold personal data.'),
   })
   .strict();
 

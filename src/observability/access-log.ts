@@ -16,15 +16,16 @@ export class AccessLog {
   private constructor(
     readonly path: string,
     private readonly out: WriteStream | NodeJS.WriteStream,
+    private readonly includePrompts: boolean,
   ) {}
 
   /** Null when the log is disabled. */
   static open(config: AccessLogConfig): AccessLog | null {
     if (!config.enabled) return null;
-    if (config.path === 'stdout') return new AccessLog('stdout', process.stdout);
+    if (config.path === 'stdout') return new AccessLog('stdout', process.stdout, config.include_prompts);
     const stream = createWriteStream(config.path, { flags: 'a' });
     stream.on('error', (err) => log.error('access log write failed', { path: config.path, ...describeError(err) }));
-    return new AccessLog(config.path, stream);
+    return new AccessLog(config.path, stream, config.include_prompts);
   }
 
   write(ctx: RequestContext): void {
@@ -49,6 +50,7 @@ export class AccessLog {
       input_tokens: usage?.inputTokens,
       output_tokens: usage?.outputTokens,
       cost_usd: ctx.costMicros > 0 ? ctx.costMicros / 1e6 : undefined,
+      prompt: this.includePrompts ? promptOf(ctx) : undefined,
       cache: ctx.cache,
     });
     this.out.write(line + '\n');
@@ -58,6 +60,18 @@ export class AccessLog {
     if (this.out === process.stdout) return Promise.resolve();
     return new Promise((resolve) => (this.out as WriteStream).end(() => resolve()));
   }
+}
+
+const MAX_PROMPT_CHARS = 64 * 1024;
+
+/** What the client sent that makes up the prompt, as JSON text cut to a bound. */
+function promptOf(ctx: RequestContext): string | undefined {
+  const b = ctx.body;
+  const parts: Record<string, unknown> = {};
+  for (const k of ['system', 'messages', 'prompt', 'input']) if (b[k] !== undefined) parts[k] = b[k];
+  if (Object.keys(parts).length === 0) return undefined;
+  const text = JSON.stringify(parts);
+  return text.length > MAX_PROMPT_CHARS ? `${text.slice(0, MAX_PROMPT_CHARS)}…` : text;
 }
 
 function round(ms: number): number {

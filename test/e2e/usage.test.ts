@@ -21,7 +21,7 @@ describe('usage in pass-through', () => {
           { name: 'anth', type: 'mock', mock: { protocol: 'anthropic' } },
         ],
         models: [{ name: 'claude-like', targets: [{ provider: 'anth', model: 'mock' }] }],
-        access_log: { enabled: true, path: logPath },
+        access_log: { enabled: true, path: logPath, include_prompts: true },
       },
       args: ['--port', '0', '--workers', '1'],
     });
@@ -37,6 +37,7 @@ describe('usage in pass-through', () => {
     await new Promise((r) => setTimeout(r, 200));
     const lines = readFileSync(logPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(lines.length, 4);
+    assert.match(String(lines[0]!.prompt), /count these five words/, 'prompts logged when enabled');
     for (const line of lines) {
       assert.ok(typeof line.input_tokens === 'number' && line.input_tokens > 0, JSON.stringify(line));
       assert.ok(typeof line.output_tokens === 'number' && line.output_tokens > 0, JSON.stringify(line));
