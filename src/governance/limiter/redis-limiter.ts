@@ -160,6 +160,7 @@ export class RedisLimiter implements Limiter {
   readonly nodeId: string;
   readonly commandTimeoutMs: number;
   readonly leaseTtlMs: number;
+  readonly probeIntervalMs: number;
 
   private readonly redis: Redis;
   private readonly ownsRedis: boolean;
@@ -190,9 +191,11 @@ export class RedisLimiter implements Limiter {
     this.nodeId = options.nodeId ?? defaultNodeId();
     this.commandTimeoutMs = options.commandTimeoutMs ?? REDIS_LIMITER_DEFAULTS.commandTimeoutMs;
     this.leaseTtlMs = options.leaseTtlMs ?? REDIS_LIMITER_DEFAULTS.leaseTtlMs;
+    this.probeIntervalMs = options.probeIntervalMs ?? REDIS_LIMITER_DEFAULTS.probeIntervalMs;
     for (const [name, value] of [
       ['commandTimeoutMs', this.commandTimeoutMs],
       ['leaseTtlMs', this.leaseTtlMs],
+      ['probeIntervalMs', this.probeIntervalMs],
     ] as const) {
       if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`limiter: ${name} must be a positive integer, got ${value}`);
     }
@@ -227,7 +230,7 @@ export class RedisLimiter implements Limiter {
       options.onRedisError,
       this.nodeId,
       label,
-      options.probeIntervalMs ?? REDIS_LIMITER_DEFAULTS.probeIntervalMs,
+      this.probeIntervalMs,
       () => clock.monotonicMs(),
     );
     this.runAdmit = this.define('sluiceLimitAdmit', ADMIT_LUA);
@@ -428,7 +431,7 @@ export class RedisLimiter implements Limiter {
       return { ok: true, ticket: new RedisTicket(reserveTokens, reserveCostMicros, true, this), headers: {} };
     }
     this.health.failClosed++;
-    return unavailable(REDIS_LIMITER_DEFAULTS.probeIntervalMs);
+    return unavailable(this.probeIntervalMs);
   }
 
   private refusal(items: readonly Item[], reply: unknown[], now: number, reserveTokens: number, reserveCostMicros: number): Admission {
