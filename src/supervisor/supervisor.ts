@@ -115,7 +115,12 @@ export class Supervisor {
     // Segments of gateways whose supervisor was killed are removed; then this one's is made before
     // any worker exists, so no worker can open a half-written segment.
     for (const name of removeStaleSegments()) log.info('removed a stale shared-memory segment', { name });
-    const shm = SharedMemory.create(segmentName(port));
+    // Sized by the config at start: one worker row per worker (a concurrency check sums the rows),
+    // and the limiter's key table.
+    const shm = SharedMemory.create(segmentName(port), {
+      workerSlots: Math.max(1, opts.workers),
+      limitKeyCapacity: opts.config.limiter.key_capacity,
+    });
     shm.configGeneration = 1n;
     // The name must not outlive this process, however it ends (a crash included: the next start
     // would also clean it, but only then).
