@@ -38,7 +38,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { backgroundRedisClient, redactRedisUrl } from '../runtime/redis-client.js';
 
 import { clock } from '../clock.js';
 import { log } from '../observability/logger.js';
@@ -108,17 +109,7 @@ export function defaultNodeId(): string {
   return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 }
 
-/** A Redis URL without its credentials, for logs. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    parsed.username = '';
-    parsed.password = '';
-    return parsed.toString();
-  } catch {
-    return '(unparseable redis url)';
-  }
-}
+export { redactRedisUrl };
 
 const TICK_COMMAND = 'sluiceGlobalLoadTick';
 
@@ -224,20 +215,7 @@ export class GlobalLoadAgent {
 
     if (typeof options.redis === 'string') {
       this.redisLabel = redactRedisUrl(options.redis);
-      this.redis = new Redis(options.redis, {
-        commandTimeout: this.commandTimeoutMs,
-        connectTimeout: Math.max(1000, this.commandTimeoutMs),
-        // Queued commands fail after one reconnect attempt instead of piling up during an outage.
-        maxRetriesPerRequest: 1,
-        // Reconnect quickly: every second without Redis is a second of node-local balancing.
-        retryStrategy: (times) => Math.min(100 * times, 1000),
-        // disconnect() of a socket that is already closed otherwise keeps a 2 s timer alive, which
-        // would hold up the supervisor's exit.
-        disconnectTimeout: 200,
-      });
-      // Failures surface as failed ticks, logged once per state change; without a listener ioredis
-      // would print every connection error.
-      this.redis.on('error', () => undefined);
+      this.redis = backgroundRedisClient(options.redis, this.commandTimeoutMs);
       this.ownsRedis = true;
     } else {
       this.redisLabel = "(caller's client)";

@@ -24,11 +24,11 @@
  * each node keeps balancing on what it learned itself; one log line per change of state.
  */
 
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 
 import { log } from '../observability/logger.js';
 import { sharedClockMs } from '../shm/shared-clock.js';
-import { redactRedisUrl } from './global-load.js';
+import { backgroundRedisClient, redactRedisUrl } from '../runtime/redis-client.js';
 
 /** Bytes per published pair: endpoint identity hash (int64) + block hash (float64, an exact 53-bit integer). */
 const PAIR_BYTES = 16;
@@ -92,14 +92,7 @@ export class PrefixShareAgent {
     this.nodeIdBytes = Buffer.from(options.nodeId);
     if (typeof options.redis === 'string') {
       this.redisLabel = redactRedisUrl(options.redis);
-      this.redis = new Redis(options.redis, {
-        commandTimeout: options.commandTimeoutMs,
-        connectTimeout: Math.max(1000, options.commandTimeoutMs),
-        maxRetriesPerRequest: 1,
-        retryStrategy: (times) => Math.min(100 * times, 1000),
-        disconnectTimeout: 200,
-      });
-      this.redis.on('error', () => undefined);
+      this.redis = backgroundRedisClient(options.redis, options.commandTimeoutMs);
       this.ownsRedis = true;
     } else {
       this.redisLabel = "(caller's client)";

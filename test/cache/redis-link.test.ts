@@ -5,51 +5,21 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { hasRedisServer, type PrivateRedis, startRedisServer } from '../helpers/redis-server.js';
 
 import { RedisCacheLink } from '../../src/cache/redis-link.js';
 import { ResponseCache } from '../../src/cache/response-cache.js';
 import { answer, cacheRequest, chat, config } from './helpers.js';
 
-function hasRedis(): boolean {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-describe('RedisCacheLink', { skip: hasRedis() ? false : 'redis-server is not installed' }, () => {
-  let redis: ChildProcess;
+describe('RedisCacheLink', { skip: hasRedisServer() ? false : 'redis-server is not installed' }, () => {
+  let redis: PrivateRedis;
   let url: string;
 
   before(async () => {
-    const port = await freePort();
-    url = `redis://127.0.0.1:${port}`;
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve, reject) => {
-      redis.stdout!.on('data', (d: Buffer) => {
-        if (d.toString().includes('Ready to accept connections')) resolve();
-      });
-      redis.on('exit', (code) => reject(new Error(`redis-server exited with ${code}`)));
-    });
+    redis = await startRedisServer();
+    url = redis.url;
   });
-  after(() => {
-    redis.kill('SIGTERM');
-  });
+  after(() => redis.stop());
 
   it('an answer stored on one node is a hit on another within 100 ms', async () => {
     const nodeB = new ResponseCache(config({ semantic: { enabled: false } }), { sweepIntervalMs: 0 });

@@ -7,9 +7,8 @@
  */
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { hasRedisServer, type PrivateRedis, startRedisServer } from '../helpers/redis-server.js';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
@@ -340,45 +339,16 @@ describe('response cache: semantic layer and a saturated pool (one worker, shipp
   });
 });
 
-function hasRedis(): boolean {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-describe('response cache across nodes through Redis', { skip: hasRedis() ? false : 'redis-server is not installed' }, () => {
-  let redis: ChildProcess | undefined;
+describe('response cache across nodes through Redis', { skip: hasRedisServer() ? false : 'redis-server is not installed' }, () => {
+  let redis: PrivateRedis | undefined;
 
   after(async () => {
-    if (redis === undefined || redis.exitCode !== null) return;
-    const exited = new Promise((r) => redis!.once('exit', r));
-    redis.kill('SIGTERM');
-    await exited;
+    await redis?.stop();
   });
 
   it('a node that starts later has the entries; an entry stored on either is a hit on the other within 100 ms', async () => {
-    const port = await freePort();
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    await new Promise<void>((resolve, reject) => {
-      redis!.stdout!.on('data', (d: Buffer) => {
-        if (d.toString().includes('Ready to accept connections')) resolve();
-      });
-      redis!.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)));
-    });
+    redis = await startRedisServer();
+    const port = redis.port;
     const mock = await startMock();
     const rec = await startRecorder({ forwardTo: mock.url });
     const config = {

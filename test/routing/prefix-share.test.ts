@@ -7,34 +7,14 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { hasRedisServer, type PrivateRedis, startRedisServer } from '../helpers/redis-server.js';
+import { closedPort } from '../helpers/upstreams.js';
 import { Redis } from 'ioredis';
 
 import { endpointSlotIdentity } from '../../src/routing/balancer.js';
 import { PrefixShareAgent } from '../../src/routing/prefix-share.js';
 import { blockHashes } from '../../src/routing/prompt-blocks.js';
 import { sharedClockMs, SharedMemory } from '../../src/shm/index.js';
-
-function hasRedis(): boolean {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** One node: its own segment, one provider of two replicas, both shared. */
 function node(): { shm: SharedMemory; slots: number[]; shared: Map<bigint, number> } {
@@ -53,25 +33,18 @@ function chain(seed: number, blocks: number): Float64Array {
   return blockHashes(Array.from({ length: blocks * 16 }, (_, i) => (seed * 7919 + i * 13) % 90_000));
 }
 
-describe('PrefixShareAgent', { skip: hasRedis() ? false : 'redis-server is not installed' }, () => {
-  let redis: ChildProcess;
+describe('PrefixShareAgent', { skip: hasRedisServer() ? false : 'redis-server is not installed' }, () => {
+  let redis: PrivateRedis;
   let url: string;
   const agents: PrefixShareAgent[] = [];
 
   before(async () => {
-    const port = await freePort();
-    url = `redis://127.0.0.1:${port}`;
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve, reject) => {
-      redis.stdout!.on('data', (d: Buffer) => {
-        if (d.toString().includes('Ready to accept connections')) resolve();
-      });
-      redis.on('exit', (code) => reject(new Error(`redis-server exited with ${code}`)));
-    });
+    redis = await startRedisServer();
+    url = redis.url;
   });
   after(async () => {
     await Promise.all(agents.map((a) => a.stop()));
-    redis.kill('SIGTERM');
+    await redis.stop();
   });
 
   function agent(n: ReturnType<typeof node>, nodeId: string, extra: Partial<ConstructorParameters<typeof PrefixShareAgent>[0]> = {}): PrefixShareAgent {
@@ -140,7 +113,7 @@ describe('PrefixShareAgent', { skip: hasRedis() ? false : 'redis-server is not i
 
   it('a Redis it cannot reach only delays sharing: what was drained is sent once Redis answers', async () => {
     const n1 = node();
-    const port = await freePort();
+    const port = await closedPort();
     const down = agent(n1, 'lonely', { redis: `redis://127.0.0.1:${port}`, commandTimeoutMs: 200 });
     n1.shm.prefixIndex.record(n1.slots[0]!, chain(7, 3), sharedClockMs());
     assert.equal(await down.round(), false);
