@@ -55,10 +55,13 @@ export class WasmPluginManager {
     return next;
   }
 
-  /** Makes `prepared` the live set (call once the snapshot that uses it is swapped in). */
+  /**
+   * Makes `prepared` the live set (call once the snapshot that uses it is swapped in). Plugins it
+   * no longer has are retired, not ended: requests on the old snapshot still run through them.
+   */
   activate(prepared: PreparedPlugins): void {
     const keep = new Set([...prepared.values()].map((f) => f.runtime));
-    for (const f of this.active.values()) if (!keep.has(f.runtime)) f.runtime.dispose();
+    for (const f of this.active.values()) if (!keep.has(f.runtime)) f.runtime.retire();
     this.active = prepared;
     this.cache.retain([...keep].map((r) => r.compiled));
   }

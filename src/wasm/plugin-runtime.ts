@@ -28,6 +28,8 @@ export class PluginRuntime {
   private vm: PluginVm | undefined = undefined;
   private readonly restarts: number[] = [];
   private unavailableUntil = 0;
+  /** Dropped by a reload: serves only the requests that started before (see retire()). */
+  private retired = false;
   private readonly vmConfig: Uint8Array;
   private readonly pluginConfig: Uint8Array;
   lastError: Error | undefined = undefined;
@@ -54,6 +56,9 @@ export class PluginRuntime {
       vm.dispose();
       this.vm = undefined;
     }
+    // A retired plugin starts no new instance (it would start ticks nobody stops): the few requests
+    // still reaching it follow the fail policy.
+    if (this.retired) return undefined;
     const now = clock.monotonicMs();
     if (now < this.unavailableUntil) return undefined;
     while (this.restarts.length > 0 && now - this.restarts[0]! >= WINDOW_MS) this.restarts.shift();
@@ -100,6 +105,12 @@ export class PluginRuntime {
   /** The instance in use, if any (tests, admin). */
   get current(): PluginVm | undefined {
     return this.vm;
+  }
+
+  /** The config no longer has this plugin: background work stops, requests in flight finish. */
+  retire(): void {
+    this.retired = true;
+    this.vm?.retire();
   }
 
   dispose(): void {

@@ -121,6 +121,8 @@ export class PluginVm {
 
   broken: PluginTrapError | undefined = undefined;
   private disposed = false;
+  /** Retired by a reload: no new timers or queue listeners; streams in flight carry on. */
+  private retired = false;
   private tickTimer: NodeJS.Timeout | undefined = undefined;
   private readonly calls = new Map<number, HttpStream | undefined>();
   private nextCallToken = 1;
@@ -324,7 +326,7 @@ export class PluginVm {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.tickTimer = undefined;
     const tick = this.exports.proxy_on_tick;
-    if (ms === 0 || !tick || this.disposed) return;
+    if (ms === 0 || !tick || this.disposed || this.retired) return;
     this.tickTimer = setInterval(() => {
       if (!this.usable) return;
       try {
@@ -337,7 +339,7 @@ export class PluginVm {
   }
 
   subscribeQueue(queueId: number): void {
-    if (this.queueSubscriptions.has(queueId) || this.disposed) return;
+    if (this.queueSubscriptions.has(queueId) || this.disposed || this.retired) return;
     const ready = this.exports.proxy_on_queue_ready;
     if (!ready) return;
     const unsubscribe = this.deps.sharedQueues.onReady(queueId, () => {
@@ -416,7 +418,16 @@ export class PluginVm {
     return this.fail(where, new Error(reason));
   }
 
-  /** Stops timers and queue listeners; streams in flight may still finish on this instance. */
+  /**
+   * A reload dropped or replaced this plugin: its ticks and queue listeners stop now, while the
+   * requests that started on it (a stream, a request waiting for its HTTP call) finish on it.
+   */
+  retire(): void {
+    this.retired = true;
+    this.stopBackground();
+  }
+
+  /** Ends the instance: nothing more is called in it, answers to its HTTP calls are dropped. */
   dispose(): void {
     this.disposed = true;
     this.stopBackground();

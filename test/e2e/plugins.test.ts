@@ -100,6 +100,8 @@ before(async () => {
     respond: (req, res) => {
       if (req.headers.authorization === 'Bearer good') {
         res.writeHead(200, { 'x-consumer': 'alice' }).end('ok');
+      } else if (req.headers.authorization === 'Bearer slow') {
+        setTimeout(() => res.writeHead(200, { 'x-consumer': 'slowpoke' }).end('ok'), 800);
       } else {
         res.writeHead(401).end('bad key');
       }
@@ -332,6 +334,22 @@ describe('hot reload', () => {
       Array.from({ length: 12 }, () => postJson(gw.url, '/v1/chat/completions', { model: 'plain', messages: [{ role: 'user', content: 'secret-plan' }] })),
     );
     assert.deepEqual(secret.map((r) => r.status), Array(12).fill(200), 'removed plugin');
+  });
+
+  it('a request waiting for its plugin\'s HTTP call finishes when a reload removes that plugin', async () => {
+    const calls = authz.requests.length;
+    const pending = upstreamOf(rec, async () => {
+      const res = await postJson(gw.url, '/v1/chat/completions', { model: 'auth-a', messages: hi }, { authorization: 'Bearer slow' });
+      assert.equal(res.status, 200, res.text);
+    });
+    await authz.nth(calls);
+    const withoutAuth = examplePlugins().filter((p) => p.name !== 'auth' && p.name !== 'blocker');
+    const res = await admin(gw.adminUrl, { path: '/admin/config', body: gatewayConfig(withoutAuth) });
+    assert.equal(res.status, 200, res.text);
+    const up = await pending;
+    assert.equal(up.headers['x-consumer'], 'slowpoke', 'the answer reached the retired plugin, which let the request go on');
+    const after = await postJson(gw.url, '/v1/chat/completions', { model: 'auth-a', messages: hi }, { authorization: 'Bearer bad' });
+    assert.equal(after.status, 200, 'new requests no longer meet the plugin');
   });
 
   it('shared data survives a reload that keeps the plugin', async () => {

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
-import { PluginSchema, WasmPluginManager, type PluginConfigInput } from '../../src/wasm/index.js';
+import { PluginSchema, WasmPluginManager, type HttpCaller, type PluginConfigInput } from '../../src/wasm/index.js';
 import { ModuleCache } from '../../src/wasm/module-loader.js';
 import { chatContext, finishResponse, pluginPath, recordingDeps, runRequest } from './helpers.js';
 
@@ -44,11 +44,42 @@ describe('hot reload through WasmPluginManager', () => {
     await runRequest(v2.get('rewriter')!, fresh);
     assert.equal(fresh.upstreamHeaderEdits.set['x-version'], '2');
 
-    // Remove the meter: its runtime is disposed (ticks stop).
+    // Remove the meter: it is retired (ticks and queue listeners stop) but still serves requests
+    // that started on the old snapshot.
+    const meterVm = v2.get('meter')!.runtime.current!;
+    assert.notEqual((meterVm as unknown as { tickTimer: unknown }).tickTimer, undefined, 'ticking while live');
     const v3 = await manager.prepare(parse([rewriter('2')]));
     assert.equal(v3.get('rewriter'), v2.get('rewriter'));
     manager.activate(v3);
-    assert.equal(v2.get('meter')!.runtime.current?.usable, false);
+    assert.equal((meterVm as unknown as { tickTimer: unknown }).tickTimer, undefined, 'ticks stopped');
+    const late = chatContext();
+    await runRequest(v2.get('meter')!, late);
+    finishResponse(v2.get('meter')!, late);
+    assert.ok(late.responseHeaders['x-usage-count'], 'a request on the old snapshot still runs through the retired plugin');
+    const live = v3.get('rewriter')!.runtime.current!;
+    manager.close();
+    assert.equal(live.usable, false, 'closing the manager ends the live instances');
+  });
+
+  it('a request waiting for its HTTP call when its plugin is removed still gets the answer', async () => {
+    let answer: (() => void) | undefined;
+    const httpCaller: HttpCaller = {
+      has: (name) => name === 'authz',
+      call: () =>
+        new Promise((resolve) => {
+          answer = () => resolve({ status: 200, headers: [['x-consumer', 'late-team']], body: new Uint8Array(0), trailers: [] });
+        }),
+    };
+    const manager = new WasmPluginManager(recordingDeps({ httpCaller }));
+    const v1 = await manager.prepare(parse([{ name: 'auth', path: pluginPath('external-auth'), config: { upstream: 'authz', path: '/check' } }]));
+    manager.activate(v1);
+    const ctx = chatContext();
+    const pending = v1.get('auth')!.onRequestHeaders!(ctx);
+    assert.ok(pending instanceof Promise);
+    manager.activate(await manager.prepare([]));
+    answer!();
+    assert.equal(await pending, undefined, 'continued, not failed');
+    assert.equal(ctx.upstreamHeaderEdits.set['x-consumer'], 'late-team');
     manager.close();
   });
 
