@@ -46,6 +46,11 @@ export class ModuleCache {
   private readonly compiled = new Map<string, Promise<CompiledPlugin>>();
 
   async load(source: ModuleSource, maxPages: number, baseDir: string = process.cwd()): Promise<CompiledPlugin> {
+    // A pinned hash already compiled needs no read: a reload does not download a URL plugin again.
+    if (source.sha256 !== undefined) {
+      const hit = this.compiled.get(`${source.sha256}:${maxPages}`);
+      if (hit !== undefined) return hit;
+    }
     const bytes = await readSource(source, baseDir);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     if (source.sha256 !== undefined && source.sha256 !== sha256) {

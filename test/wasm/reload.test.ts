@@ -107,6 +107,8 @@ describe('hot reload through WasmPluginManager', () => {
     assert.equal(a, b);
     assert.equal(cache.size, 1);
     await assert.rejects(cache.load({ name: 'c', path: copy, sha256: '0'.repeat(64) }, 1024), /sha256 mismatch/);
+    // A pinned hash that is already compiled is not fetched again (a reload of a URL plugin).
+    assert.equal(await cache.load({ name: 'f', url: 'https://plugins.invalid/noop.wasm', sha256: sha }, 1024), a);
     writeFileSync(join(dir, 'junk.wasm'), 'not wasm');
     await assert.rejects(cache.load({ name: 'd', path: join(dir, 'junk.wasm') }, 1024), /not a WebAssembly binary/);
     await assert.rejects(cache.load({ name: 'e', path: join(dir, 'missing.wasm') }, 1024), /cannot read .*ENOENT/);
