@@ -39,9 +39,12 @@ export const PluginLimitsSchema = z
       .number()
       .min(0.1)
       .max(60_000)
-      .default(50)
+      // Wall-clock time: a worker preempted by the OS, held by a CPU quota (100 ms periods) or
+      // paused by a garbage collection during the callback counts too. At 50 ms, a loaded 2-core box
+      // failed healthy requests; 500 ms leaves room for those and still catches a runaway plugin.
+      .default(500)
       .describe(
-        'Longest time one callback may run. V8 cannot interrupt Wasm, so this is checked when the callback returns: an overrun applies the fail policy and replaces the instance.',
+        'Longest time (wall clock) one callback may run. V8 cannot interrupt Wasm, so this is checked when the callback returns: an overrun applies the fail policy and replaces the instance.',
       ),
     pause_ms: z
       .number()

@@ -26,6 +26,7 @@ import {
   type Recorder,
 } from '../helpers/index.js';
 import { pluginPath, ROOT } from '../wasm/helpers.js';
+import { generateKey, hashKey } from '../../src/governance/keys.js';
 
 let gw: GatewayProcess;
 let rec: Recorder;
@@ -278,6 +279,43 @@ async function fetchText(url: string): Promise<string> {
   assert.equal(res.status, 200);
   return res.text();
 }
+
+describe('scope by consumer and by route', () => {
+  it('a plugin runs only for its consumers, another only on its route', async () => {
+    const keyA = generateKey();
+    const keyB = generateKey();
+    const scoped = await startGateway({
+      config: {
+        log: { level: 'warn' },
+        providers: [{ name: 'rec', type: 'openai', base_url: `${rec.url}/v1`, api_key: 'k-rec' }],
+        models: [
+          { name: 'routed', targets: [{ provider: 'rec', model: 'mock' }] },
+          { name: '*', targets: [{ provider: 'rec', model: 'mock' }] },
+        ],
+        consumers: [
+          { name: 'team-a', keys: [hashKey(keyA)] },
+          { name: 'team-b', keys: [hashKey(keyB)] },
+        ],
+        plugins: [
+          { name: 'for-a', path: pluginPath('header-rewriter'), config: { request: { set: { 'x-for-a': 'yes' } } }, scope: { consumers: ['team-a'] } },
+          { name: 'on-route', path: pluginPath('header-rewriter'), config: { request: { set: { 'x-on-route': 'yes' } } }, scope: { routes: ['routed'] } },
+        ],
+      },
+    });
+    const send = (key: string, model: string) =>
+      upstreamOf(rec, async () => {
+        const res = await postJson(scoped.url, '/v1/chat/completions', { model, messages: hi }, { authorization: `Bearer ${key}` });
+        assert.equal(res.status, 200, res.text);
+      });
+    const a = await send(keyA, 'other');
+    assert.equal(a.headers['x-for-a'], 'yes');
+    assert.equal(a.headers['x-on-route'], undefined);
+    const b = await send(keyB, 'routed');
+    assert.equal(b.headers['x-for-a'], undefined, 'another consumer');
+    assert.equal(b.headers['x-on-route'], 'yes', 'the route the router resolved');
+    await scoped.stop();
+  });
+});
 
 describe('hot reload', () => {
   it('refuses a config whose plugin cannot start, naming it; the running plugins stay', async () => {
