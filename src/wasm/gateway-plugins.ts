@@ -126,6 +126,8 @@ export class GatewayPlugins {
   /** `prepared` will never be activated (the snapshot could not be built): stop what it started. */
   discard(prepared: PreparedPlugins): void {
     this.manager.discard(prepared);
+    // Back to the upstreams of the config that stays.
+    this.caller.configure(this.upstreams);
   }
 
   /** Plugin metrics in Prometheus text format; the same totals whichever worker answers. */
