@@ -106,6 +106,7 @@ export class Gateway implements ProxyHost {
     this.current = snapshot;
     this.accessLog = AccessLog.open(snapshot.config.access_log);
     if (state.limiters) registerLimiterMetrics(this.metrics.registry, state.limiters);
+    plugins.publishTo(this.metrics.registry);
     this.app = uWS.App();
     this.routes();
   }
@@ -354,7 +355,6 @@ export class Gateway implements ProxyHost {
       .post('/v1/completions', model('openai-chat', 'completions'))
       .post('/v1/embeddings', model('openai-chat', 'embeddings'))
       .get('/v1/models', (res, req) => this.listModels(res, req.getHeader('anthropic-version') !== ''))
-      .get('/metrics', (res) => this.pluginMetrics(res))
       .get('/healthz', (res) => {
         res.cork(() => {
           res.writeHeader('content-type', 'application/json').end('{"status":"ok"}');
@@ -363,7 +363,7 @@ export class Gateway implements ProxyHost {
       .any('/*', (res, req) => {
         const url = req.getUrl();
         const method = req.getCaseSensitiveMethod();
-        const known = ['/v1/chat/completions', '/v1/messages', '/v1/completions', '/v1/embeddings', '/v1/models', '/healthz', '/metrics'];
+        const known = ['/v1/chat/completions', '/v1/messages', '/v1/completions', '/v1/embeddings', '/v1/models', '/healthz'];
         const error = known.includes(url)
           ? new GatewayError('method_not_allowed', `${method} is not allowed on ${url}`)
           : new GatewayError('not_found', `no route for ${method} ${url.slice(0, 200)}`);
@@ -374,29 +374,6 @@ export class Gateway implements ProxyHost {
           res.writeHeader('content-type', 'application/json').end(body);
         });
       });
-  }
-
-  /** Wasm plugin metrics (node-wide: they live in the plugin segment), Prometheus text format. */
-  private pluginMetrics(res: HttpResponse): void {
-    let aborted = false;
-    res.onAborted(() => {
-      aborted = true;
-    });
-    this.plugins.metricsText().then(
-      (text) => {
-        if (aborted) return;
-        res.cork(() => {
-          res.writeHeader('content-type', this.plugins.contentType).end(text);
-        });
-      },
-      (err) => {
-        log.warn('plugin metrics failed', describeError(err));
-        if (aborted) return;
-        res.cork(() => {
-          res.writeStatus('500 Internal Server Error').end();
-        });
-      },
-    );
   }
 
   private listModels(res: HttpResponse, anthropic: boolean): void {

@@ -29,7 +29,7 @@ export interface GatewayPluginsOptions {
   segment?: string | undefined;
   /** Relative plugin paths are resolved against it (the config file's directory). */
   baseDir?: string | undefined;
-  /** Where plugin metrics are published; default: a registry of its own (`metricsText`). */
+  /** Where plugin metrics are published; default: a registry of its own (see also `publishTo`). */
   registry?: Registry | undefined;
 }
 
@@ -128,6 +128,14 @@ export class GatewayPlugins {
     this.manager.discard(prepared);
     // Back to the upstreams of the config that stays.
     this.caller.configure(this.upstreams);
+  }
+
+  /**
+   * Publishes plugin metrics in another registry too (the worker's GatewayMetrics, which the
+   * supervisor sums across workers on /metrics; `aggregator: 'max'` keeps each node-wide value once).
+   */
+  publishTo(registry: Registry): void {
+    new PluginMetricsExporter(this.metrics, registry).sync();
   }
 
   /** Plugin metrics in Prometheus text format; the same totals whichever worker answers. */

@@ -44,8 +44,8 @@ export class ShmMetrics implements MetricSink {
   /** Kind per id known to this process; 0 = not looked up yet. */
   private readonly kinds = new Uint8Array(METRIC_SLOTS + 1);
 
-  /** Called after a metric is defined in this process (an exporter registers it). */
-  onDefine: (() => void) | undefined = undefined;
+  /** Called after a metric is defined in this process (exporters register it). */
+  private readonly defineListeners: (() => void)[] = [];
 
   constructor(private readonly seg: PluginSegment) {}
 
@@ -75,7 +75,7 @@ export class ShmMetrics implements MetricSink {
     if (id === 0) return 'full';
     this.ids.set(key, id);
     this.kinds[id] = code;
-    this.onDefine?.();
+    for (const l of this.defineListeners) l();
     return id;
   }
 
@@ -109,6 +109,10 @@ export class ShmMetrics implements MetricSink {
   get(id: number): bigint | undefined {
     if (this.kindOf(id) === 0) return undefined;
     return Atomics.load(this.seg.i64, valueIndex(id - 1) + V_VALUE);
+  }
+
+  onDefine(listener: () => void): void {
+    this.defineListeners.push(listener);
   }
 
   /** Every metric any worker defined, in definition order. */
@@ -185,7 +189,7 @@ export class PluginMetricsExporter {
     private readonly registry: Registry,
     private readonly prefix = 'sluice_wasm_',
   ) {
-    metrics.onDefine = () => this.sync();
+    metrics.onDefine(() => this.sync());
   }
 
   /**
