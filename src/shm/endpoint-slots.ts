@@ -25,9 +25,8 @@
  * n²/2⁶⁵, ~3e-14 for 1024 endpoints.
  */
 
-import { createHash } from 'node:crypto';
-
-import { ENDPOINT_KEY_BYTES, type Layout, LayoutError } from './layout.js';
+import { ENDPOINT_KEY_BYTES, type Layout } from './layout.js';
+import { SlotTable, slotKeyHash } from './slot-table.js';
 
 /** What identifies an endpoint for counting. Key index, not the key: no secret is hashed or stored. */
 export interface EndpointIdentity {
@@ -39,23 +38,19 @@ export interface EndpointIdentity {
 /** The 64-bit key stored in the table; never 0, which marks a free bucket. */
 export function endpointKeyHash(identity: EndpointIdentity): bigint {
   // Newlines cannot occur in a provider name or a URL, so the joined text is unambiguous.
-  const text = `${identity.provider}\n${identity.url}\n${identity.keyIndex}`;
-  const hash = createHash('sha256').update(text).digest().readBigInt64LE(0);
-  return hash === 0n ? 1n : hash;
+  return slotKeyHash(`${identity.provider}\n${identity.url}\n${identity.keyIndex}`);
 }
 
-export class EndpointSlots {
-  readonly capacity: number;
-  private readonly keys: BigInt64Array;
-
+export class EndpointSlots extends SlotTable {
   constructor(buffer: ArrayBuffer, layout: Layout) {
-    this.capacity = layout.params.endpointCapacity;
+    const capacity = layout.params.endpointCapacity;
     const region = layout.regions.endpointKeys;
-    this.keys = new BigInt64Array(buffer, region.offset, region.bytes / ENDPOINT_KEY_BYTES);
-  }
-
-  private start(hash: bigint): number {
-    return Number(BigInt.asUintN(64, hash) % BigInt(this.capacity));
+    super(
+      new BigInt64Array(buffer, region.offset, region.bytes / ENDPOINT_KEY_BYTES),
+      capacity,
+      `shared-memory endpoint table is full (${capacity} slots): raise the endpoint capacity and restart the gateway`,
+      'endpoint',
+    );
   }
 
   /** The endpoint's slot, claiming a free one the first time any process asks. */
@@ -63,50 +58,8 @@ export class EndpointSlots {
     return this.slotForHash(endpointKeyHash(identity));
   }
 
-  slotForHash(hash: bigint): number {
-    if (hash === 0n) throw new RangeError('endpoint key hash 0 is reserved for free slots');
-    const start = this.start(hash);
-    for (let probe = 0; probe < this.capacity; probe++) {
-      const slot = (start + probe) % this.capacity;
-      const current = Atomics.load(this.keys, slot);
-      if (current === hash) return slot;
-      if (current !== 0n) continue;
-      const previous = Atomics.compareExchange(this.keys, slot, 0n, hash);
-      // Ours, or another process claimed it for the same endpoint between our load and our CAS.
-      if (previous === 0n || previous === hash) return slot;
-    }
-    throw new LayoutError(
-      `shared-memory endpoint table is full (${this.capacity} slots): raise the endpoint capacity and restart the gateway`,
-    );
-  }
-
   /** The endpoint's slot, or -1 when no process has claimed one for it. Claims nothing. */
   find(identity: EndpointIdentity): number {
-    const hash = endpointKeyHash(identity);
-    const start = this.start(hash);
-    for (let probe = 0; probe < this.capacity; probe++) {
-      const slot = (start + probe) % this.capacity;
-      const current = Atomics.load(this.keys, slot);
-      if (current === hash) return slot;
-      // No slot is ever freed, so a free bucket ends the probe sequence.
-      if (current === 0n) return -1;
-    }
-    return -1;
-  }
-
-  /**
-   * The identity hash stored in `slot` (0n when free). Every node computes the same hash for the same
-   * provider and URL, so it names an endpoint between gateway nodes, where slot numbers differ.
-   */
-  hashAt(slot: number): bigint {
-    if (!(slot >= 0 && slot < this.capacity && (slot | 0) === slot)) throw new RangeError(`endpoint slot ${slot} outside [0, ${this.capacity})`);
-    return Atomics.load(this.keys, slot);
-  }
-
-  /** Slots claimed so far. */
-  used(): number {
-    let count = 0;
-    for (let slot = 0; slot < this.capacity; slot++) if (Atomics.load(this.keys, slot) !== 0n) count++;
-    return count;
+    return this.findHash(endpointKeyHash(identity));
   }
 }
