@@ -21,8 +21,8 @@ export class LimiterHolder {
   constructor(private readonly shm: SharedMemory) {}
 
   /** The limiter for `config`, or undefined when it configures no limit. */
-  forConfig(config: Config): Limiter | undefined {
-    if (!new LimitPolicy(config).active) return this.current;
+  forConfig(config: Config, policy: LimitPolicy = new LimitPolicy(config)): Limiter | undefined {
+    if (!policy.active) return this.current;
     // The tokenizer's first load takes a few hundred ms: at start or reload, not on a request.
     if (this.current === undefined) warmUpTokenEstimator();
     const redis = config.limiter.backend === 'redis' || (config.limiter.backend === 'auto' && config.redis !== undefined) ? config.redis : undefined;

@@ -93,8 +93,8 @@ export function buildSnapshot(
   const consumers = new ConsumerDirectory(config.consumers, state.keys, config.auth.required);
   const first = consumers.enforced ? [authFilter(consumers)] : [];
   const prices = new PriceTable(config.prices);
-  const limiter = state.limiters?.forConfig(config);
   const policy = new LimitPolicy(config);
+  const limiter = state.limiters?.forConfig(config, policy);
   // Limits before the cache: a hit is still a request of the consumer's (charged 0 tokens).
   const limits = limiter !== undefined && policy.active ? [limitsFilter({ policy, limiter, prices })] : [];
   const last = [...limits, ...cacheFilters(config.cache, state.cache, (name, label) => consumers.get(name)?.labels[label])];
