@@ -109,9 +109,12 @@ export class AttemptLoop {
     ctx.fallback = this.planner.onFallback;
     ctx.upstreamModel = model;
     ctx.endpoint = step.group.url(step.endpoint);
+    if (ctx.attempts > 0) {
+      // A failed attempt may have left its upstream's headers: start again from the filters' ones.
+      for (const k of Object.keys(ctx.responseHeaders)) delete ctx.responseHeaders[k];
+      Object.assign(ctx.responseHeaders, this.baseHeaders);
+    }
     ctx.attempts++;
-    for (const k of Object.keys(ctx.responseHeaders)) delete ctx.responseHeaders[k];
-    Object.assign(ctx.responseHeaders, this.baseHeaders);
 
     const sameProtocol = provider.protocol === ctx.protocol;
     const client = inboundCodec(ctx.protocol);
