@@ -10,14 +10,15 @@
  *
  * Environment: PROFILE_WORKLOAD (a workload id of the gateway bench, default "chat c=50"),
  * PROFILE_DURATION (s, default 10), PROFILE_TOP (rows, default 25), PROFILE_DIR (default: a temp dir;
- * the .cpuprofile is kept there for Chrome DevTools).
+ * the .cpuprofile is kept there for Chrome DevTools), PROFILE_CONFIG (a YAML file whose top-level
+ * sections are appended to the one-provider config, e.g. `plugins:` or `consumers:`, to profile them).
  */
 
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { BASE_HEADERS, CHAT_BODY, CHAT_PATH, CHUNK_TOKENS, OUTPUT_TOKENS, STREAM_BODY, selectWorkloads } from './lib/chat-workloads.mjs';
-import { findCpuProfile, readCpuProfile, summarizeCpuProfile } from './lib/cpuprofile.mjs';
+import { busiestCpuProfile } from './lib/cpuprofile.mjs';
 import { envNumber } from './lib/env.mjs';
 import { CpuMeter } from './lib/proc-cpu.mjs';
 import { installCleanup, stopAll } from './lib/processes.mjs';
@@ -38,7 +39,7 @@ async function main() {
   const mock = await startMock({ outputTokens: OUTPUT_TOKENS, chunkTokens: CHUNK_TOKENS });
   const gw = await startSluice({
     configPath: join(dir, 'sluice.yaml'),
-    configYaml: upstreamConfigYaml(`${mock.origin}/v1`),
+    configYaml: upstreamConfigYaml(`${mock.origin}/v1`) + (process.env.PROFILE_CONFIG ? readFileSync(process.env.PROFILE_CONFIG, 'utf8') : ''),
     nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
   });
   console.log(`profiling sluice pid ${gw.proc.pid} under "${workload.id}" for ${DURATION_S} s (+1 s warm-up) ...`);
@@ -68,9 +69,10 @@ async function main() {
   await gw.proc.stop(30_000); // SIGTERM: the gateway drains and exits, and V8 writes the profile
   await mock.proc.stop();
 
-  const file = findCpuProfile(dir, gw.proc.pid);
-  if (!file) throw new Error(`no .cpuprofile for pid ${gw.proc.pid} in ${dir} (did the gateway exit cleanly? ${gw.proc.output()})`);
-  const summary = summarizeCpuProfile(readCpuProfile(file));
+  // One profile per process (supervisor and worker): the worker's is the busy one.
+  const found = busiestCpuProfile(dir);
+  if (!found) throw new Error(`no .cpuprofile in ${dir} (did the gateway exit cleanly? ${gw.proc.output()})`);
+  const { file, summary } = found;
 
   console.log(
     `\n${grouped(load.rps)} req/s, p50 ${fixed((load.ttftMs ?? load.latencyMs).p50, 3)} ms${workload.stream ? ' (TTFT)' : ''}; ` +

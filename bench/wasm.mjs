@@ -1,61 +1,51 @@
 #!/usr/bin/env node
 /**
- * Wasm plugin overhead through the running gateway (`npm run bench:wasm`): Sluice gateways of one
- * worker each, side by side on the same mock upstream, differing only in their `plugins`:
+ * Wasm plugin overhead through the running gateway (`npm run bench:wasm`): one Sluice gateway of one
+ * worker on the mock upstream, switched between these `plugins` sections (PUT /admin/config, the
+ * zero-downtime reload) round after round:
  *   none      no plugin (the baseline)
- *   none-b    no plugin either: its difference from `none` is the method's noise on this machine
+ *   none-b    no plugin either: its difference from `none` is the method's noise
  *   noop      the no-op plugin (every callback continues): the host's own cost per request
  *   rewriter  the header rewriter (sets a request and a response header, removes one)
- * All are loaded at the same time, each with the same chat load at a fixed rate (autocannon's
- * overallRate, well below what one worker serves), so whatever else the machine does hits them
- * alike; measured one after the other on a shared box, two identical gateways differed by ±40 µs.
- * A fixed rate matters too: at saturation a slower variant serves fewer requests per event-loop
- * turn, so everything else it does per request costs more, and that would be charged to the plugin.
- * CPU time comes from /proc/PID/task/TID/schedstat (nanoseconds), not the clock ticks of
- * /proc/PID/stat, whose 10 ms steps are several µs per request over a window of a few thousand.
+ * One process for all variants, because two identical gateway processes differ persistently by up
+ * to ~25 µs per request on a 2-core box; see bench/lib/reload-variants.mjs for the method (fixed
+ * request rate, rotating order, worker CPU from /proc/…/schedstat in ns, median of per-round
+ * differences).
  *
- * Reported per variant: CPU time of the gateway's process tree per request, throughput, latency;
- * and the CPU each variant adds over `none`, as the median over rounds of the per-round differences.
- * Goal: the no-op plugin and the header rewriter each add ≤ 5 µs per request.
+ * Goal: the no-op plugin and the header rewriter each add ≤ 5 µs of CPU per request.
  *
  * Also runs plugins/bench.mjs (the host alone, through the filter contract, no server) for the
  * same two plugins, as a cross-check with far less noise.
  *
- * Environment: BENCH_DURATION (s per round, default 5), BENCH_WARMUP (s, default 1), BENCH_ROUNDS
- * (default 7), BENCH_CONNECTIONS (per gateway, default 10), BENCH_RATE (requests/s to each gateway,
- * default 800), BENCH_HOST_ONLY (0 skips the host-only bench).
+ * Environment: BENCH_DURATION (s per variant per round, default 4), BENCH_WARMUP (s after each
+ * switch, default 1), BENCH_ROUNDS (default 8), BENCH_CONNECTIONS (default 10), BENCH_RATE
+ * (requests/s, default 1000), BENCH_HOST_ONLY (0 skips the host-only bench).
  * Exit code: 0 when the bench ran (a missed goal included), 1 when it broke.
  */
 
 import { execFileSync } from 'node:child_process';
-import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import autocannon from 'autocannon';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BASE_HEADERS, CHAT_BODY, CHAT_PATH } from './lib/chat-workloads.mjs';
 import { envNumber } from './lib/env.mjs';
 import { describeMachine, machineInfo } from './lib/machine.mjs';
-import { processTree } from './lib/proc-cpu.mjs';
 import { installCleanup, stopAll } from './lib/processes.mjs';
+import { addedOver, measureByReload, summarizeVariants } from './lib/reload-variants.mjs';
 import { writeResult } from './lib/results.mjs';
 import { assertBuilt, REPO_ROOT, startMock, startSluice, upstreamConfigYaml } from './lib/sluice.mjs';
-import { median, SampleBuffer, summarize } from './lib/stats.mjs';
 import { fixed, formatTable, grouped, signed } from './lib/table.mjs';
-import { runWorker } from './lib/worker-run.mjs';
 
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 const RESULTS_DIR = join(BENCH_DIR, 'results');
-/** This file is also the load generator, run on a worker thread (see `fixedRateLoad`). */
-const LOAD_WORKER = new URL(import.meta.url);
 const PLUGINS = join(REPO_ROOT, 'plugins', 'dist');
 
-const DURATION_S = envNumber('BENCH_DURATION', 5, 0.1);
+const DURATION_S = envNumber('BENCH_DURATION', 4, 0.1);
 const WARMUP_S = envNumber('BENCH_WARMUP', 1, 0);
-const ROUNDS = Math.round(envNumber('BENCH_ROUNDS', 7, 1));
+const ROUNDS = Math.round(envNumber('BENCH_ROUNDS', 8, 1));
 const CONNECTIONS = Math.round(envNumber('BENCH_CONNECTIONS', 10, 1));
-const RATE = Math.round(envNumber('BENCH_RATE', 800, 1));
+const RATE = Math.round(envNumber('BENCH_RATE', 1000, 1));
 const HOST_ONLY = envNumber('BENCH_HOST_ONLY', 1, 0) !== 0;
 const GOAL_US = 5;
 
@@ -93,75 +83,6 @@ async function check(variant, origin) {
   if (variant !== 'rewriter' && res.headers.get('x-served-by') !== null) throw new Error(`${variant}: unexpected plugin header`);
 }
 
-/** One round: every gateway under its own load, all at once. */
-async function measureRound(gateways) {
-  const results = await Promise.all(gateways.map((g) => measure(g)));
-  return Object.fromEntries(gateways.map((g, i) => [g.name, results[i]]));
-}
-
-/** CPU time (ns) of every thread of a process tree so far, by thread id. */
-function threadRuntimes(rootPid) {
-  const ns = new Map();
-  for (const pid of processTree(rootPid)) {
-    let tids = [];
-    try {
-      tids = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue;
-    }
-    for (const tid of tids) {
-      try {
-        ns.set(tid, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]));
-      } catch {
-        // the thread ended in between
-      }
-    }
-  }
-  return ns;
-}
-
-/** CPU seconds a process tree uses between start() and stop(), at nanosecond resolution. */
-class SchedMeter {
-  constructor(pid) {
-    this.pid = pid;
-    this.before = new Map();
-    this.startedAt = 0;
-  }
-
-  start() {
-    this.before = threadRuntimes(this.pid);
-    this.startedAt = performance.now();
-  }
-
-  stop() {
-    const after = threadRuntimes(this.pid);
-    const wallSeconds = (performance.now() - this.startedAt) / 1000;
-    let ns = 0;
-    for (const [tid, t] of after) ns += t - (this.before.get(tid) ?? 0);
-    return { cpuSeconds: ns / 1e9, utilization: wallSeconds > 0 ? ns / 1e9 / wallSeconds : 0 };
-  }
-}
-
-async function measure(running) {
-  const cpu = new SchedMeter(running.proc.pid);
-  const load = await runWorker(
-    LOAD_WORKER,
-    { url: `${running.origin}${CHAT_PATH}`, connections: CONNECTIONS, rate: RATE, warmupSeconds: WARMUP_S, durationSeconds: DURATION_S },
-    { onMeasureStart: () => cpu.start() },
-  );
-  // Stopped as soon as this load ends, so the window matches the requests it counts.
-  const used = cpu.stop();
-  if (load.non2xx > 0 || load.errors > 0) throw new Error(`${running.name}: ${load.non2xx} non-2xx answers, ${load.errors} errors`);
-  return {
-    responses: load.responses,
-    rps: load.rps,
-    latencyMs: load.latencyMs,
-    cpuSeconds: used.cpuSeconds,
-    cpuUsPerRequest: load.responses > 0 ? (used.cpuSeconds * 1e6) / load.responses : null,
-    utilization: used.utilization,
-  };
-}
-
 function hostOnly() {
   const out = execFileSync(process.execPath, [join(REPO_ROOT, 'plugins', 'bench.mjs')], { cwd: REPO_ROOT, encoding: 'utf8' });
   return JSON.parse(out);
@@ -173,59 +94,41 @@ async function main() {
   const startedAt = new Date();
   const machine = machineInfo();
   log(`bench/wasm: ${describeMachine(machine)}`);
-  log(
-    `chat at ${RATE} req/s over ${CONNECTIONS} connections to each gateway at once, ${ROUNDS} rounds × ${DURATION_S} s ` +
-      `(+${WARMUP_S} s warm-up), 1 worker per gateway\n`,
-  );
+  log(`chat at ${RATE} req/s over ${CONNECTIONS} connections, one 1-worker gateway switched between ${VARIANTS.length} configs; ${ROUNDS} rounds × ${DURATION_S} s per config (+${WARMUP_S} s after each switch), after 1 warm-up round\n`);
 
   const tmp = mkdtempSync(join(os.tmpdir(), 'sluice-bench-wasm-'));
   try {
     const mock = await startMock();
-    const gateways = [];
-    for (const v of VARIANTS) {
-      const running = await startSluice({
-        configPath: join(tmp, `${v.name}.yaml`),
-        configYaml: upstreamConfigYaml(`${mock.origin}/v1`) + v.plugins,
-      });
-      await check(v.name, running.origin);
-      gateways.push({ ...running, name: v.name });
-    }
+    const yamlOf = (v) => `${upstreamConfigYaml(`${mock.origin}/v1`)}admin: { watch: false }\n${v.plugins}`;
+    const gateway = await startSluice({ configPath: join(tmp, 'sluice.yaml'), configYaml: yamlOf(VARIANTS[0]) });
+    const rounds = await measureByReload({
+      gateway,
+      variants: VARIANTS.map((v) => ({ name: v.name, yaml: yamlOf(v), check: () => check(v.name, gateway.origin) })),
+      request: { path: CHAT_PATH, headers: BASE_HEADERS, body: CHAT_BODY },
+      rounds: ROUNDS,
+      rate: RATE,
+      connections: CONNECTIONS,
+      warmupSeconds: WARMUP_S,
+      durationSeconds: DURATION_S,
+      log,
+    });
 
-    const rounds = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      const round = await measureRound(gateways);
-      rounds.push(round);
-      log(
-        `round ${r + 1}/${ROUNDS}: ` +
-          VARIANTS.map((v) => `${v.name} ${fixed(round[v.name].cpuUsPerRequest, 1)} µs/req @ ${grouped(round[v.name].rps)} rps`).join(', '),
-      );
-    }
-
-    const summary = {};
-    for (const v of VARIANTS) {
-      const per = rounds.map((r) => r[v.name]);
-      summary[v.name] = {
-        cpuUsPerRequest: median(per.map((m) => m.cpuUsPerRequest)),
-        rps: median(per.map((m) => m.rps)),
-        latencyP50Ms: median(per.map((m) => m.latencyMs.p50)),
-        latencyP99Ms: median(per.map((m) => m.latencyMs.p99)),
-      };
-    }
+    const summary = summarizeVariants(rounds, VARIANTS.map((v) => v.name));
     const added = {};
     for (const v of VARIANTS.filter((x) => x.name !== 'none')) {
-      const diffs = rounds.map((r) => r[v.name].cpuUsPerRequest - r.none.cpuUsPerRequest);
-      const goal = v.name === 'none-b' ? {} : { goalUs: GOAL_US, met: median(diffs) <= GOAL_US };
-      added[v.name] = { medianUs: median(diffs), perRoundUs: diffs, ...goal };
+      const a = addedOver(rounds, v.name, 'none');
+      added[v.name] = v.name === 'none-b' ? a : { ...a, goalUs: GOAL_US, met: a.medianUs <= GOAL_US };
     }
 
     log('');
     log(
       formatTable(
-        ['variant', 'CPU µs/req', 'added µs/req', 'rps', 'p50 ms', 'p99 ms'],
+        ['variant', 'worker CPU µs/req', 'added µs/req', 'supervisor µs/req', 'rps', 'p50 ms', 'p99 ms'],
         VARIANTS.map((v) => [
           v.name,
           fixed(summary[v.name].cpuUsPerRequest, 1),
           v.name === 'none' ? '' : signed(added[v.name].medianUs, 1),
+          fixed(summary[v.name].supervisorCpuUsPerRequest, 1),
           grouped(summary[v.name].rps),
           fixed(summary[v.name].latencyP50Ms, 3),
           fixed(summary[v.name].latencyP99Ms, 3),
@@ -233,7 +136,7 @@ async function main() {
       ),
     );
     const noise = added['none-b'];
-    log(`noise: two identical gateways differ by ${signed(noise.medianUs, 2)} µs (per round: ${noise.perRoundUs.map((d) => signed(d, 1)).join(' ')})`);
+    log(`noise: the same config measured twice per round differs by ${signed(noise.medianUs, 2)} µs (per round: ${noise.perRoundUs.map((d) => signed(d, 1)).join(' ')})`);
     for (const v of VARIANTS.filter((x) => x.name === 'noop' || x.name === 'rewriter')) {
       log(`goal: ${v.name} adds ≤ ${GOAL_US} µs CPU per request → ${fixed(added[v.name].medianUs, 2)} µs ${added[v.name].met ? 'met' : 'MISSED'}`);
     }
@@ -251,7 +154,7 @@ async function main() {
       bench: 'wasm',
       startedAt: startedAt.toISOString(),
       machine,
-      settings: { durationSeconds: DURATION_S, warmupSeconds: WARMUP_S, rounds: ROUNDS, connections: CONNECTIONS, rate: RATE, workers: 1 },
+      settings: { method: 'one gateway process switched between configs (bench/lib/reload-variants.mjs)', durationSeconds: DURATION_S, warmupSeconds: WARMUP_S, rounds: ROUNDS, connections: CONNECTIONS, rate: RATE, workers: 1 },
       summary,
       addedCpuUsPerRequest: added,
       rounds,
@@ -264,47 +167,11 @@ async function main() {
   }
 }
 
-/**
- * Worker thread: autocannon at a fixed overall rate (warm-up run, then the measured run), with the
- * protocol of bench/lib/worker-run.mjs (`measure-start`, then one `result` or `error`).
- */
-async function fixedRateLoad({ url, connections, rate, warmupSeconds, durationSeconds }) {
-  const run = (duration, latencies) =>
-    new Promise((resolve, reject) => {
-      const instance = autocannon(
-        { url, method: 'POST', headers: BASE_HEADERS, body: CHAT_BODY, connections, overallRate: rate, pipelining: 1, duration, timeout: 10 },
-        (err, result) => (err ? reject(err) : resolve(result)),
-      );
-      if (latencies) {
-        instance.on('response', (_client, statusCode, _bytes, ms) => {
-          if (statusCode >= 200 && statusCode < 300) latencies.push(ms);
-        });
-      }
-    });
-  try {
-    if (warmupSeconds > 0) await run(warmupSeconds, null);
-    const latencies = new SampleBuffer();
-    parentPort.postMessage({ type: 'measure-start' });
-    const r = await run(durationSeconds, latencies);
-    const responses = r['1xx'] + r['2xx'] + r['3xx'] + r['4xx'] + r['5xx'];
-    parentPort.postMessage({
-      type: 'result',
-      result: { responses, non2xx: r.non2xx, errors: r.errors, rps: r['2xx'] / r.duration, latencyMs: summarize(latencies.values()) },
-    });
-  } catch (err) {
-    parentPort.postMessage({ type: 'error', message: err instanceof Error ? err.message : String(err) });
-  }
-}
-
-if (isMainThread) {
-  main().then(
-    () => process.exit(0),
-    async (err) => {
-      console.error(`bench/wasm failed: ${err instanceof Error ? err.stack : String(err)}`);
-      await stopAll();
-      process.exit(1);
-    },
-  );
-} else {
-  await fixedRateLoad(workerData);
-}
+main().then(
+  () => process.exit(0),
+  async (err) => {
+    console.error(`bench/wasm failed: ${err instanceof Error ? err.stack : String(err)}`);
+    await stopAll();
+    process.exit(1);
+  },
+);

@@ -81,6 +81,21 @@ export function summarizeCpuProfile(profile) {
   };
 }
 
+/**
+ * Of the `*.cpuprofile` files in `dir`, the one whose process was busiest, with its summary: with
+ * `--cpu-prof` the supervisor and every worker write one, and the request path is in a worker.
+ * @returns {{ file: string, summary: ReturnType<typeof summarizeCpuProfile> } | null}
+ */
+export function busiestCpuProfile(dir) {
+  let best = null;
+  for (const f of readdirSync(dir).filter((name) => name.endsWith('.cpuprofile'))) {
+    const file = join(dir, f);
+    const summary = summarizeCpuProfile(readCpuProfile(file));
+    if (!best || summary.busyMs > best.summary.busyMs) best = { file, summary };
+  }
+  return best;
+}
+
 export function readCpuProfile(file) {
   return JSON.parse(readFileSync(file, 'utf8'));
 }
