@@ -26,7 +26,7 @@ export class LimiterHolder {
     // The tokenizer's first load takes a few hundred ms: at start or reload, not on a request.
     if (this.current === undefined) warmUpTokenEstimator();
     const redis = config.limiter.backend === 'redis' || (config.limiter.backend === 'auto' && config.redis !== undefined) ? config.redis : undefined;
-    const shape = redis ? JSON.stringify(['redis', redis.url, redis.key_prefix, config.limiter.on_redis_error, config.limiter.lease_ttl_ms]) : 'local';
+    const shape = redis ? JSON.stringify(['redis', redis.url, redis.key_prefix, config.limiter.on_redis_error, config.limiter.lease_ttl_ms, config.limiter.settle_delay_ms]) : 'local';
     if (this.current !== undefined && shape === this.shape) return this.current;
     const old = this.current;
     this.current = redis
@@ -36,6 +36,7 @@ export class LimiterHolder {
           onRedisError: config.limiter.on_redis_error,
           commandTimeoutMs: redis.command_timeout_ms,
           leaseTtlMs: config.limiter.lease_ttl_ms,
+          settleDelayMs: config.limiter.settle_delay_ms,
         })
       : new SharedMemoryLimiter(this.shm);
     this.shape = shape;

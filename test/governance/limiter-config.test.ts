@@ -48,6 +48,7 @@ describe('limiter config', () => {
       backend: 'auto',
       on_redis_error: 'open',
       lease_ttl_ms: 10_000,
+      settle_delay_ms: 10,
       key_capacity: 4096,
       expected_completion_tokens: 1024,
     });
@@ -69,7 +70,7 @@ describe('limiter config', () => {
 
   it('gives every schema field a description (for `sluice schema` and the docs)', () => {
     const json = JSON.stringify(z.toJSONSchema(z.object({ ...ConsumerLimitFields, ...ModelLimitFields, limiter: LimiterSettingsSchema })));
-    for (const field of ['rpm', 'tpm', 'concurrent', 'period', 'mode', 'tokens', 'cost', 'on_redis_error', 'lease_ttl_ms', 'key_capacity']) {
+    for (const field of ['rpm', 'tpm', 'concurrent', 'period', 'mode', 'tokens', 'cost', 'on_redis_error', 'lease_ttl_ms', 'settle_delay_ms', 'key_capacity']) {
       assert.match(json, new RegExp(`"${field}":\\{[^}]*"description"`), field);
     }
   });

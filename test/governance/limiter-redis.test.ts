@@ -266,6 +266,46 @@ describe('RedisLimiter', () => {
     assert.equal(limiter.status().state, 'ok');
   });
 
+  it('settlements ride along with the next admission: one script call per request, the release seen by that admission', async () => {
+    const client = new Redis(REDIS_URL, { enableOfflineQueue: true, maxRetriesPerRequest: 1 });
+    clients.add(client);
+    const scriptCalls = { count: 0 };
+    const send = client.sendCommand.bind(client);
+    client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+      if (command.name === 'evalsha' || command.name === 'eval') scriptCalls.count++;
+      return (send as (...a: unknown[]) => unknown)(command, ...rest);
+    }) as typeof client.sendCommand;
+    // A long lease: no tick (a script call of its own) during the test.
+    const limiter = await readyLimiter({ keyPrefix: freshPrefix(), redis: client, leaseTtlMs: 600_000, settleDelayMs: 50 });
+    const rule: LimitRule = { key: 'c:serial', rpm: 1000, tpm: 1_000_000, concurrent: 1 };
+    scriptCalls.count = 0;
+    let last: Promise<void> = Promise.resolve();
+    for (let i = 0; i < 40; i++) {
+      // concurrent: 1 and the previous settle never awaited: admitted only because the previous
+      // request's place, carried by this admission, is given back before it is checked.
+      const a = admitted(await limiter.admit([rule], [], 100, 0));
+      last = limiter.settle(a.ticket, 40, 0);
+    }
+    assert.equal(scriptCalls.count, 40, 'one script call per admission, settlements included');
+    await last; // the last one leaves alone, after settleDelayMs
+    assert.equal(scriptCalls.count, 41);
+    const usage = await limiter.limitUsage(rule);
+    assert.equal(usage.requests.used, 40);
+    assert.equal(usage.tokens.used, 40 * 40, 'every reservation of 100 reconciled to the 40 used');
+    assert.equal(usage.concurrent.used, 0);
+  });
+
+  it('settleDelayMs 0 sends settlements within the event-loop turn', async () => {
+    const limiter = await readyLimiter({ keyPrefix: freshPrefix(), settleDelayMs: 0 });
+    const rule: LimitRule = { key: 'c:prompt', concurrent: 1 };
+    const a = admitted(await limiter.admit([rule], [], 0, 0));
+    const started = Date.now();
+    await limiter.settle(a.ticket, 0, 0);
+    assert.ok(Date.now() - started < 1000);
+    assert.equal((await limiter.limitUsage(rule)).concurrent.used, 0);
+    assert.throws(() => new RedisLimiter({ redis: REDIS_URL, keyPrefix: 'x:', onRedisError: 'open', settleDelayMs: -1 }), /settleDelayMs/);
+  });
+
   it('close gives this node\'s places back at once', async () => {
     const keyPrefix = freshPrefix();
     const leaving = await readyLimiter({ keyPrefix });

@@ -122,6 +122,15 @@ export const LimiterSettingsSchema = z
       .max(600_000)
       .default(10_000)
       .describe('Redis: how long the concurrency places of a node that stopped answering (crashed) keep counting.'),
+    settle_delay_ms: z
+      .number()
+      .int()
+      .min(0)
+      .max(1000)
+      .default(10)
+      .describe(
+        "Redis: how long a finished request's settlement (its concurrency place, its reservation reconciled) may wait to ride along with this worker's next admission, so it costs no round trip of its own, before it is sent alone. Other nodes see a freed place up to this much later; 0 sends it at once.",
+      ),
     key_capacity: z
       .number()
       .int()

@@ -1,7 +1,9 @@
 /**
  * The limiter across gateway nodes: state in Redis, one Lua script per admission (one round trip,
- * every rule and quota checked and charged atomically, all or nothing), settlements batched into
- * one script call per turn of the event loop, and a lease per process for concurrency. Keys, scripts
+ * every rule and quota checked and charged atomically, all or nothing), and a lease per process for
+ * concurrency. Settlements do not cost a round trip of their own under load: they are queued and
+ * ride along with this process's next admission (applied first, in the same script), or leave in a
+ * batch after settleDelayMs when no admission comes. Keys, scripts
  * and the windows they keep: redis-scripts.ts. Semantics: docs/limits.md.
  *
  * Concurrency across nodes: each process (a worker, one "node" of the limiter) counts its places
@@ -52,6 +54,8 @@ export const REDIS_LIMITER_DEFAULTS = {
   settleBatchItems: 256,
   /** A settlement that could not be sent for this long is dropped: its bucket has left the window. */
   settleMaxAgeMs: 60_000,
+  /** How long a settlement waits for an admission to carry it before it is sent alone. */
+  settleDelayMs: 10,
 } as const;
 
 export interface RedisLimiterOptions {
@@ -69,6 +73,12 @@ export interface RedisLimiterOptions {
   /** How long a silent node keeps its concurrency places; default 10 s (renewed every third of it). */
   readonly leaseTtlMs?: number;
   readonly probeIntervalMs?: number;
+  /**
+   * How long a settlement (places given back, the reservation reconciled) may wait to ride along
+   * with this process's next admission before it is sent alone; 0 sends it within the event-loop
+   * turn. Other nodes see a released place that much later at most. Default 10 ms.
+   */
+  readonly settleDelayMs?: number;
   /** Tests only: the time the scripts use instead of Redis TIME (ms since the epoch). */
   readonly clockMs?: () => number;
 }
@@ -161,6 +171,7 @@ export class RedisLimiter implements Limiter {
   readonly commandTimeoutMs: number;
   readonly leaseTtlMs: number;
   readonly probeIntervalMs: number;
+  readonly settleDelayMs: number;
 
   private readonly redis: Redis;
   private readonly ownsRedis: boolean;
@@ -180,6 +191,7 @@ export class RedisLimiter implements Limiter {
   private batch: { promise: Promise<void>; resolve: () => void } | null = null;
   private flushing = false;
   private flushScheduled = false;
+  private flushTimer: NodeJS.Timeout | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
   /** When Redis last confirmed this node's lease (monotonic ms). */
   private leaseRenewedAt = -Infinity;
@@ -192,6 +204,10 @@ export class RedisLimiter implements Limiter {
     this.commandTimeoutMs = options.commandTimeoutMs ?? REDIS_LIMITER_DEFAULTS.commandTimeoutMs;
     this.leaseTtlMs = options.leaseTtlMs ?? REDIS_LIMITER_DEFAULTS.leaseTtlMs;
     this.probeIntervalMs = options.probeIntervalMs ?? REDIS_LIMITER_DEFAULTS.probeIntervalMs;
+    this.settleDelayMs = options.settleDelayMs ?? REDIS_LIMITER_DEFAULTS.settleDelayMs;
+    if (!(Number.isInteger(this.settleDelayMs) && this.settleDelayMs >= 0)) {
+      throw new RangeError(`limiter: settleDelayMs must be a non-negative integer, got ${this.settleDelayMs}`);
+    }
     for (const [name, value] of [
       ['commandTimeoutMs', this.commandTimeoutMs],
       ['leaseTtlMs', this.leaseTtlMs],
@@ -335,7 +351,11 @@ export class RedisLimiter implements Limiter {
       String(reserveTokens),
       String(reserveCostMicros),
       renewLease ? '1' : '0',
+      '0',
     ];
+    // Queued settlements ride along: no round trip of their own, and applied before this check.
+    const carried = this.carrySettlements(keys, args);
+    args[6] = String(carried);
     for (const item of items) {
       keys.push(item.key);
       args.push(item.kind, String(keys.length), String(item.a), String(item.b));
@@ -349,10 +369,13 @@ export class RedisLimiter implements Limiter {
       reply = await this.bounded(this.runAdmit(keys.length, ...keys, ...args));
     } catch (err) {
       this.changePlaces(items, -1);
+      // Sent, maybe applied: like a failed batch, the carried settlements are not retried.
+      this.health.settlementsLost += carried;
       this.health.failed(err);
       return this.fallback(reserveTokens, reserveCostMicros);
     } finally {
       if (probe) this.health.probeDone();
+      if (carried > 0) this.settledAll();
     }
     if (!Array.isArray(reply) || reply.length < 2) {
       this.changePlaces(items, -1);
@@ -517,8 +540,50 @@ export class RedisLimiter implements Limiter {
       const promise = new Promise<void>((r) => (resolve = r));
       this.batch = { promise, resolve };
     }
-    this.scheduleFlush();
+    if (this.settleDelayMs === 0) this.scheduleFlush();
+    else if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        if (this.pending.length > 0) this.scheduleFlush();
+      }, this.settleDelayMs);
+      this.flushTimer.unref();
+    }
     return this.batch.promise;
+  }
+
+  /**
+   * Moves up to one batch of queued settlements into an admission's keys and arguments (key indices
+   * into `keys`, as the admit script reads them); returns how many items it added.
+   */
+  private carrySettlements(keys: string[], args: string[]): number {
+    if (this.pending.length === 0) return 0;
+    const chunk = this.pending.length <= REDIS_LIMITER_DEFAULTS.settleBatchItems ? this.pending : this.pending.slice(0, REDIS_LIMITER_DEFAULTS.settleBatchItems);
+    this.pending = chunk === this.pending ? [] : this.pending.slice(chunk.length);
+    this.appendSettlements(chunk, keys, args);
+    return chunk.length;
+  }
+
+  /** Settlement items as script arguments; each key once in `keys`. Places count as given back from here. */
+  private appendSettlements(chunk: readonly PendingSettle[], keys: string[], args: string[]): void {
+    const index = new Map<string, number>();
+    for (const entry of chunk) {
+      let at = index.get(entry.key);
+      if (at === undefined) {
+        keys.push(entry.key);
+        at = keys.length;
+        index.set(entry.key, at);
+      }
+      args.push(entry.kind, String(at), String(entry.epoch), String(entry.deltaA), String(entry.deltaB));
+      if (entry.kind === 'c') this.changeHeld(entry.key, -1);
+    }
+  }
+
+  /** Resolves the settle() promises once nothing is queued any more. */
+  private settledAll(): void {
+    if (this.pending.length === 0 && this.batch !== null) {
+      this.batch.resolve();
+      this.batch = null;
+    }
   }
 
   private scheduleFlush(): void {
@@ -547,18 +612,8 @@ export class RedisLimiter implements Limiter {
         }
         const chunk = this.pending.splice(0, REDIS_LIMITER_DEFAULTS.settleBatchItems);
         const keys: string[] = [];
-        const index = new Map<string, number>();
         const args: string[] = [this.timeArg(), this.nodeId];
-        for (const entry of chunk) {
-          let at = index.get(entry.key);
-          if (at === undefined) {
-            keys.push(entry.key);
-            at = keys.length;
-            index.set(entry.key, at);
-          }
-          args.push(entry.kind, String(at), String(entry.epoch), String(entry.deltaA), String(entry.deltaB));
-          if (entry.kind === 'c') this.changeHeld(entry.key, -1);
-        }
+        this.appendSettlements(chunk, keys, args);
         try {
           await this.bounded(this.runSettle(keys.length, ...keys, ...args));
           this.health.succeeded();
@@ -571,10 +626,7 @@ export class RedisLimiter implements Limiter {
       }
     } finally {
       this.flushing = false;
-      if (this.pending.length === 0 && this.batch !== null) {
-        this.batch.resolve();
-        this.batch = null;
-      }
+      this.settledAll();
     }
   }
 
@@ -663,6 +715,8 @@ export class RedisLimiter implements Limiter {
   async close(): Promise<void> {
     if (this.health.state === 'closed') return;
     clearInterval(this.tickTimer);
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
     await this.flush();
     await this.ticking?.catch(() => undefined);
     if (this.connected()) {

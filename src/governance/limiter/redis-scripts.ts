@@ -172,13 +172,57 @@ local function concurrency_used(key, registry, node, now)
   if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
   return sum
 end
+-- Settlements of finished requests, ARGV[from..to] in items of 5:
+--   window kinds: kind, key index, epoch charged, delta a, delta b. A negative delta goes back to
+--   the bucket charged if that bucket still exists; a positive one is charged to the current bucket.
+--   'c': kind, key index, -, -, -: one concurrency place released.
+-- Returns the number of items.
+local function apply_settlements(now, node, from, to)
+  local items = 0
+  for base = from, to, 5 do
+    items = items + 1
+    local kind, key = ARGV[base], KEYS[tonumber(ARGV[base + 1])]
+    if kind == 'c' then
+      if redis.call('HINCRBY', key, node, -1) <= 0 then redis.call('HDEL', key, node) end
+    else
+      local charged = ARGV[base + 2]
+      local da, db = tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4])
+      if da < 0 or db < 0 then
+        -- A bucket still in the hash still counts (buckets leave by deletion), so it takes the refund.
+        local v = redis.call('HMGET', key, 'a' .. charged, 'b' .. charged, 'sa', 'sb')
+        local args = {}
+        if da < 0 and v[1] then
+          args[#args + 1] = 'a' .. charged
+          args[#args + 1] = tonumber(v[1]) + da
+          args[#args + 1] = 'sa'
+          args[#args + 1] = (tonumber(v[3]) or 0) + da
+        end
+        if db < 0 and v[2] then
+          args[#args + 1] = 'b' .. charged
+          args[#args + 1] = tonumber(v[2]) + db
+          args[#args + 1] = 'sb'
+          args[#args + 1] = (tonumber(v[4]) or 0) + db
+        end
+        if #args > 0 then redis.call('HSET', key, unpack(args)) end
+      end
+      if da > 0 or db > 0 then
+        local e = epoch_of(kind, now)
+        window_charge(kind, key, window_read(key, e, BUCKETS[kind]), e, math.max(da, 0), math.max(db, 0), now)
+      end
+    end
+  end
+  return items
+end
 `;
 
 /**
- * KEYS[1] node registry, KEYS[2..] the keys items name.
+ * KEYS[1] node registry, KEYS[2..] the keys items and settlements name.
  * ARGV[1] time override, ARGV[2] node id, ARGV[3] lease TTL ms, ARGV[4] reserved tokens,
  * ARGV[5] reserved cost, ARGV[6] '1' to renew this node's lease (else the tick does),
- * ARGV[7..] items of 4: kind, key index, limit a, limit b (-1 = none):
+ * ARGV[7] S, the number of settlement items that ride along (queued by this node since its last
+ * call), ARGV[8 .. 7 + 5S] those items (apply_settlements), applied first, so this admission
+ * already sees the places and tokens they give back; then items of 4: kind, key index, limit a,
+ * limit b (-1 = none):
  *   'r' rate window (a = requests, b = tokens); 'c' concurrency (a = places);
  *   'cd' | 'cm' | 'rd' | 'rm' quota window (a = tokens, b = cost).
  * A cost of 0 still needs one unit left (a request reserving no tokens is refused once they are
@@ -190,11 +234,13 @@ local now = now_ms(ARGV[1])
 local node, ttl = ARGV[2], tonumber(ARGV[3])
 local tokens, cost = tonumber(ARGV[4]), tonumber(ARGV[5])
 local register = ARGV[6]
-local n = (#ARGV - 6) / 4
+local first = 8 + 5 * tonumber(ARGV[7])
+if first > 8 then apply_settlements(now, node, 8, first - 1) end
+local n = (#ARGV - first + 1) / 4
 local out = { 1, now }
 local windows, pending, charged = {}, {}, {}
 for i = 1, n do
-  local base = 7 + (i - 1) * 4
+  local base = first + (i - 1) * 4
   local kind, key = ARGV[base], KEYS[tonumber(ARGV[base + 1])]
   local la, lb = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
   if kind == 'c' then
@@ -229,7 +275,7 @@ end
 -- the tick keeps it alive, and admissions save two calls.
 local registered = register ~= '1'
 for i = 1, n do
-  local base = 7 + (i - 1) * 4
+  local base = first + (i - 1) * 4
   local kind, key = ARGV[base], KEYS[tonumber(ARGV[base + 1])]
   local la, lb = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
   if kind == 'c' then
@@ -253,49 +299,12 @@ return out
 `;
 
 /**
- * KEYS the keys items name. ARGV[1] time override, ARGV[2] node id, ARGV[3..] items of 5:
- *   window kinds: kind, key index, epoch charged, delta a, delta b. A negative delta goes back to
- *   the bucket charged if that bucket still exists; a positive one is charged to the current bucket.
- *   'c': kind, key index, -, -, -: one concurrency place released.
- * Many tickets' settlements travel in one call. Returns the number of items.
+ * KEYS the keys items name. ARGV[1] time override, ARGV[2] node id, ARGV[3..] settlement items of 5
+ * (see apply_settlements). Many tickets' settlements travel in one call. Returns the number of items.
  */
 export const SETTLE_LUA = `${PRELUDE}
 local now = now_ms(ARGV[1])
-local node = ARGV[2]
-local items = 0
-for base = 3, #ARGV, 5 do
-  items = items + 1
-  local kind, key = ARGV[base], KEYS[tonumber(ARGV[base + 1])]
-  if kind == 'c' then
-    if redis.call('HINCRBY', key, node, -1) <= 0 then redis.call('HDEL', key, node) end
-  else
-    local charged = ARGV[base + 2]
-    local da, db = tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4])
-    if da < 0 or db < 0 then
-      -- A bucket still in the hash still counts (buckets leave by deletion), so it takes the refund.
-      local v = redis.call('HMGET', key, 'a' .. charged, 'b' .. charged, 'sa', 'sb')
-      local args = {}
-      if da < 0 and v[1] then
-        args[#args + 1] = 'a' .. charged
-        args[#args + 1] = tonumber(v[1]) + da
-        args[#args + 1] = 'sa'
-        args[#args + 1] = (tonumber(v[3]) or 0) + da
-      end
-      if db < 0 and v[2] then
-        args[#args + 1] = 'b' .. charged
-        args[#args + 1] = tonumber(v[2]) + db
-        args[#args + 1] = 'sb'
-        args[#args + 1] = (tonumber(v[4]) or 0) + db
-      end
-      if #args > 0 then redis.call('HSET', key, unpack(args)) end
-    end
-    if da > 0 or db > 0 then
-      local e = epoch_of(kind, now)
-      window_charge(kind, key, window_read(key, e, BUCKETS[kind]), e, math.max(da, 0), math.max(db, 0), now)
-    end
-  end
-end
-return items
+return apply_settlements(now, ARGV[2], 3, #ARGV)
 `;
 
 /**
