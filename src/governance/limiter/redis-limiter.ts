@@ -541,14 +541,26 @@ export class RedisLimiter implements Limiter {
       this.batch = { promise, resolve };
     }
     if (this.settleDelayMs === 0) this.scheduleFlush();
-    else if (this.flushTimer === undefined) {
-      this.flushTimer = setTimeout(() => {
-        this.flushTimer = undefined;
-        if (this.pending.length > 0) this.scheduleFlush();
-      }, this.settleDelayMs);
-      this.flushTimer.unref();
-    }
+    else this.armFlushTimer(this.settleDelayMs);
     return this.batch.promise;
+  }
+
+  /**
+   * Sends what no admission carried once the oldest queued settlement is settleDelayMs old. One
+   * timer at a time, re-armed for the oldest item when it fires early (admissions took the items
+   * it was set for), so a steady stream of requests never sends a batch of its own.
+   */
+  private armFlushTimer(ms: number): void {
+    if (this.flushTimer !== undefined) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      const oldest = this.pending[0];
+      if (oldest === undefined) return;
+      const age = clock.monotonicMs() - oldest.queuedAt;
+      if (age < this.settleDelayMs) this.armFlushTimer(Math.ceil(this.settleDelayMs - age));
+      else this.scheduleFlush();
+    }, ms);
+    this.flushTimer.unref();
   }
 
   /**
