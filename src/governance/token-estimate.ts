@@ -23,17 +23,20 @@
  *   Measured against o200k that rule gives 0.94–1.47× the true count on prose in 13 languages,
  *   code, JSON, numbers and CSV, and 0.75× on random base64 (which chats rarely carry as text).
  *   A plain chars/4 rule would give 0.34–0.6× on CJK, JSON and numbers: too low to reserve with.
- * - The vocabulary is loaded on first use (0.25–0.45 s, 15 MB live heap). Servers call
- *   `warmUpTokenEstimator()` at start so that no request pays it.
+ * - The vocabulary is loaded on first use (a few hundred ms). Servers call `warmUpTokenEstimator()`
+ *   at start so that no request pays it, and only when some limit counts tokens.
  *
  * Only the ranks file comes from js-tiktoken: its `Tiktoken` class keys its rank map by
  * comma-joined byte lists, which costs 68 MB of heap per process and a string join per merge
- * candidate. Here ranks are keyed by the token's bytes as a Latin-1 string (15 MB, plain lookups).
+ * candidate. Here the vocabulary is a RankTable (typed arrays, ~5 MB, nothing for the garbage
+ * collector to trace) looked up by byte range, and remembered counts are keyed by hashes, so counting
+ * keeps no JS objects alive: a worker's collector does not pay for the estimator on every request.
  * The counts are checked against js-tiktoken in the tests.
  */
 
 import { createRequire } from 'node:module';
 import type { ChatRequest, ContentPart, Message, ToolDefinition } from '../protocol/canonical.js';
+import { RankTable } from './rank-table.js';
 
 export interface EstimateOptions {
   /** The model the request will be sent as (picks the margin); default: the request's model. */
@@ -96,23 +99,22 @@ interface RanksFile {
 
 /** Pieces longer than this are merged in chunks: BPE is quadratic in a piece's length. */
 const MAX_PIECE_BYTES = 256;
-const MAX_PIECES = 1 << 16;
+/** No rank: a pair that is not in the vocabulary. */
+const NO_RANK = 0x7fffffff;
 
 class O200kCounter {
-  private readonly ranks = new Map<string, number>();
+  private readonly ranks: RankTable;
   private readonly splitter: RegExp;
-  /** Pre-token piece → token count; words repeat so much that BPE is mostly a lookup. */
-  private readonly pieces = new Map<string, number>();
+  private readonly encoder = new TextEncoder();
+  /** The current piece's UTF-8 bytes; grown for longer pieces. */
+  private scratch = new Uint8Array(1024);
+  /** merge(): part boundaries and the ranks of adjacent pairs, reused across calls. */
+  private readonly starts = new Int32Array(MAX_PIECE_BYTES + 1);
+  private readonly pair = new Int32Array(MAX_PIECE_BYTES);
 
   constructor(file: RanksFile) {
     this.splitter = new RegExp(file.pat_str, 'gu');
-    // Each line: a marker, the rank of its first token, then base64 tokens of consecutive ranks.
-    for (const line of file.bpe_ranks.split('\n')) {
-      if (line === '') continue;
-      const fields = line.split(' ');
-      let rank = Number.parseInt(fields[1]!, 10);
-      for (let i = 2; i < fields.length; i++) this.ranks.set(Buffer.from(fields[i]!, 'base64').toString('latin1'), rank++);
-    }
+    this.ranks = RankTable.fromTiktoken(file.bpe_ranks);
   }
 
   count(text: string): number {
@@ -120,63 +122,89 @@ class O200kCounter {
     splitter.lastIndex = 0;
     let n = 0;
     let match: RegExpExecArray | null;
-    while ((match = splitter.exec(text)) !== null) {
-      const piece = match[0];
-      let c = this.pieces.get(piece);
-      if (c === undefined) {
-        c = this.countPiece(Buffer.from(piece, 'utf8').toString('latin1'));
-        if (this.pieces.size >= MAX_PIECES) this.pieces.clear();
-        this.pieces.set(piece, c);
-      }
-      n += c;
-    }
+    while ((match = splitter.exec(text)) !== null) n += this.countPiece(match[0]);
     return n;
   }
 
-  /** Tokens of one pre-token piece, given as its UTF-8 bytes in a Latin-1 string. */
-  private countPiece(bytes: string): number {
-    if (this.ranks.has(bytes)) return 1;
-    if (bytes.length <= MAX_PIECE_BYTES) return this.merge(bytes);
-    // Chunk boundaries can only prevent merges, so the sum errs high, never low.
+  /** Tokens of one pre-token piece. */
+  private countPiece(piece: string): number {
+    const len = this.encode(piece);
+    const bytes = this.scratch;
+    // Most pieces are one token: a single lookup.
+    if (this.ranks.rank(bytes, 0, len) >= 0) return 1;
+    if (len <= MAX_PIECE_BYTES) return this.merge(0, len);
+    // Merging chunk by chunk is not merging the whole: a boundary usually prevents a merge (one
+    // token more), but it can also change which merges happen next and end one token lower. One
+    // token per boundary keeps the sum from ever being low (random hex pieces, measured against
+    // tiktoken: up to one low per boundary without it).
     let n = 0;
-    for (let i = 0; i < bytes.length; ) {
-      let end = Math.min(bytes.length, i + MAX_PIECE_BYTES);
+    for (let i = 0; i < len; ) {
+      let end = Math.min(len, i + MAX_PIECE_BYTES);
       // Cut between characters, not inside one: a split character could merge with neither side.
-      while (end < bytes.length && end > i + 1 && (bytes.charCodeAt(end) & 0xc0) === 0x80) end--;
-      n += this.merge(bytes.slice(i, end));
+      while (end < len && end > i + 1 && (bytes[end]! & 0xc0) === 0x80) end--;
+      n += this.merge(i, end);
+      if (end < len) n++;
       i = end;
     }
     return n;
   }
 
+  /** Writes the piece's UTF-8 bytes to `scratch`; returns their count. */
+  private encode(piece: string): number {
+    const length = piece.length;
+    if (length * 3 > this.scratch.length) this.scratch = new Uint8Array(length * 3);
+    const out = this.scratch;
+    for (let i = 0; i < length; i++) {
+      const c = piece.charCodeAt(i);
+      if (c >= 0x80) return this.encoder.encodeInto(piece, out).written;
+      out[i] = c;
+    }
+    return length;
+  }
+
   /**
-   * Byte-pair merging as tiktoken does it: repeatedly join the adjacent pair whose joined bytes
-   * have the lowest rank (the leftmost on ties) until no joined pair is in the vocabulary.
+   * Byte-pair merging of scratch[from, to) as tiktoken does it: repeatedly join the adjacent pair
+   * whose joined bytes have the lowest rank (the leftmost on ties) until no joined pair is in the
+   * vocabulary. Returns the number of parts left.
    */
-  private merge(bytes: string): number {
-    const len = bytes.length;
+  private merge(from: number, to: number): number {
+    const len = to - from;
     if (len <= 1) return len;
-    // starts[i]: first byte of part i (starts[parts] = len); pair[i]: rank of parts i and i+1 joined.
-    const starts: number[] = [];
-    for (let i = 0; i <= len; i++) starts.push(i);
-    const pair: number[] = [];
-    for (let i = 0; i < len - 1; i++) pair.push(this.ranks.get(bytes.slice(i, i + 2)) ?? Infinity);
+    const bytes = this.scratch;
+    const ranks = this.ranks;
+    // starts[i]: first byte of part i (starts[parts] = to); pair[i]: rank of parts i and i+1 joined.
+    const starts = this.starts;
+    const pair = this.pair;
+    for (let i = 0; i <= len; i++) starts[i] = from + i;
+    for (let i = 0; i < len - 1; i++) {
+      const r = ranks.rank(bytes, from + i, from + i + 2);
+      pair[i] = r < 0 ? NO_RANK : r;
+    }
+    let pairs = len - 1;
     for (;;) {
-      let best = Infinity;
+      let best = NO_RANK;
       let at = -1;
-      for (let i = 0; i < pair.length; i++) {
+      for (let i = 0; i < pairs; i++) {
         if (pair[i]! < best) {
           best = pair[i]!;
           at = i;
         }
       }
       if (at < 0) break;
-      starts.splice(at + 1, 1);
-      pair.splice(at, 1);
-      if (at < pair.length) pair[at] = this.ranks.get(bytes.slice(starts[at]!, starts[at + 2]!)) ?? Infinity;
-      if (at > 0) pair[at - 1] = this.ranks.get(bytes.slice(starts[at - 1]!, starts[at + 1]!)) ?? Infinity;
+      // Parts at and at + 1 become one: drop the boundary between them and their pair.
+      starts.copyWithin(at + 1, at + 2, pairs + 2);
+      pair.copyWithin(at, at + 1, pairs);
+      pairs--;
+      if (at < pairs) {
+        const r = ranks.rank(bytes, starts[at]!, starts[at + 2]!);
+        pair[at] = r < 0 ? NO_RANK : r;
+      }
+      if (at > 0) {
+        const r = ranks.rank(bytes, starts[at - 1]!, starts[at + 1]!);
+        pair[at - 1] = r < 0 ? NO_RANK : r;
+      }
     }
-    return starts.length - 1;
+    return pairs + 1;
   }
 }
 
@@ -200,33 +228,58 @@ export function warmUpTokenEstimator(): void {
 
 /** Shorter texts cost less to tokenize than to remember. */
 const MIN_MEMO_CHARS = 48;
-/** Characters held by remembered texts (UTF-16, so about twice that in bytes). */
-const MAX_MEMO_CHARS = 4 * 1024 * 1024;
+/** Remembered texts: sets of MEMO_WAYS entries, (hash, hash, length, count) each, in one typed array. */
+const MEMO_SETS = 16_384;
+const MEMO_WAYS = 4;
+const MEMO_FIELDS = 4;
 
-/** Insertion order is recency order: a hit is moved to the end. */
-const memo = new Map<string, number>();
-let memoChars = 0;
+/**
+ * Token counts of texts seen before, by a 64-bit hash of the text (and its length) instead of the
+ * text: nothing is kept alive for the collector, a hit needs no comparison of the whole text, and the
+ * memory is fixed (1 MiB for 64k texts). Two texts of equal length whose two 32-bit hashes both
+ * collide would share a count: at worst a reservation that is off until it is reconciled.
+ * Replacement is round robin within a set of four.
+ */
+const memo = new Uint32Array(MEMO_SETS * MEMO_WAYS * MEMO_FIELDS);
+const memoNext = new Uint8Array(MEMO_SETS);
+let hashA = 0;
+let hashB = 0;
 
-function remember(text: string, tokens: number): void {
-  if (text.length > MAX_MEMO_CHARS / 8) return;
-  memo.set(text, tokens);
-  memoChars += text.length;
-  for (const [oldest] of memo) {
-    if (memoChars <= MAX_MEMO_CHARS) break;
-    memo.delete(oldest);
-    memoChars -= oldest.length;
+/** Sets hashA and hashB for `text` (FNV-1a and a multiplicative hash with another seed). */
+function hashText(text: string): void {
+  let a = 0x811c9dc5;
+  let b = 0x9747b28c;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
   }
+  hashA = a >>> 0;
+  hashB = b >>> 0;
 }
 
-/** A remembered count, refreshed as most recent. */
+function remember(text: string, tokens: number): void {
+  hashText(text);
+  const set = hashA & (MEMO_SETS - 1);
+  const way = memoNext[set]!;
+  memoNext[set] = (way + 1) % MEMO_WAYS;
+  const at = (set * MEMO_WAYS + way) * MEMO_FIELDS;
+  memo[at] = hashA;
+  memo[at + 1] = hashB;
+  memo[at + 2] = text.length;
+  memo[at + 3] = tokens;
+}
+
+/** A remembered count, or undefined. */
 function recall(text: string): number | undefined {
   if (text.length < MIN_MEMO_CHARS) return undefined;
-  const known = memo.get(text);
-  if (known !== undefined) {
-    memo.delete(text);
-    memo.set(text, known);
+  hashText(text);
+  const base = (hashA & (MEMO_SETS - 1)) * MEMO_WAYS * MEMO_FIELDS;
+  for (let at = base; at < base + MEMO_WAYS * MEMO_FIELDS; at += MEMO_FIELDS) {
+    if (memo[at] === hashA && memo[at + 1] === hashB && memo[at + 2] === text.length) return memo[at + 3];
   }
-  return known;
+  return undefined;
 }
 
 function tokenize(text: string): number {
