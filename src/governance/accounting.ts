@@ -16,7 +16,7 @@ export function accountCost(ctx: RequestContext, prices: PriceTable): void {
     ctx.costMicros = 0;
     return;
   }
-  const cost = prices.costOf(usage, ctx.upstreamModel, ctx.providerType, new Date(), ctx.provider);
+  const cost = prices.costOf(usage, ctx.upstreamModel, ctx.providerType, clock.wallMs(), ctx.provider);
   ctx.costMicros = cost.micros;
   ctx.priced = cost.priced;
 }

@@ -4,7 +4,7 @@
  * brute-force, and a lookup is one hash. Only the hash is ever kept, in config, Redis or memory.
  */
 
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 
 export const KEY_PREFIX = 'sk-sluice-';
 const HASH_PREFIX = 'sha256:';
@@ -23,9 +23,12 @@ export function generateKey(): string {
   return KEY_PREFIX + out;
 }
 
-/** `sha256:<hex>`: what config files, Redis and the admin API store. */
+/**
+ * `sha256:<hex>`: what config files, Redis and the admin API store. One-shot `crypto.hash` (no Hash
+ * object per call): this runs on every authenticated request.
+ */
 export function hashKey(key: string): string {
-  return HASH_PREFIX + createHash('sha256').update(key, 'utf8').digest('hex');
+  return HASH_PREFIX + hash('sha256', key, 'hex');
 }
 
 export function isKeyHash(value: string): boolean {

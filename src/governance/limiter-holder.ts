@@ -23,8 +23,8 @@ export class LimiterHolder {
   /** The limiter for `config`, or undefined when it configures no limit. */
   forConfig(config: Config, policy: LimitPolicy = new LimitPolicy(config)): Limiter | undefined {
     if (!policy.active) return this.current;
-    // The tokenizer's first load takes a few hundred ms: at start or reload, not on a request.
-    if (this.current === undefined) warmUpTokenEstimator();
+    // The tokenizer's first load takes a hundred ms or more: at start or reload, not on a request.
+    if (policy.countsTokens) warmUpTokenEstimator();
     const redis = config.limiter.backend === 'redis' || (config.limiter.backend === 'auto' && config.redis !== undefined) ? config.redis : undefined;
     const shape = redis ? JSON.stringify(['redis', redis.url, redis.key_prefix, config.limiter.on_redis_error, config.limiter.lease_ttl_ms, config.limiter.settle_delay_ms]) : 'local';
     if (this.current !== undefined && shape === this.shape) return this.current;

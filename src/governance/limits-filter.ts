@@ -9,6 +9,7 @@
  * several. This file only decides which limits apply and what to reserve.
  */
 
+import { clock } from '../clock.js';
 import type { Config, LimiterConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { RequestContext } from '../pipeline/context.js';
@@ -44,11 +45,26 @@ interface Held {
   streamedChars: number;
 }
 
+/** The rules and quotas that apply to one request. */
+export interface Applicable {
+  readonly rules: readonly LimitRule[];
+  readonly quotas: readonly QuotaRule[];
+  readonly expected: number;
+  /** Whether admitting it needs its tokens (a tpm rule or a quota applies). */
+  readonly needsTokens: boolean;
+}
+
+/** Distinct (consumer, model) pairs remembered per snapshot; model names come from clients, so bounded. */
+const APPLICABLE_CACHE_MAX = 4096;
+
 /** The limits of one config, compiled once per snapshot. */
 export class LimitPolicy {
   private readonly consumers = new Map<string, ConsumerLimits>();
   private readonly models: ModelLimits[] = [];
   readonly settings: LimiterConfig;
+  /** consumer ('' for none) → model → what applies (null: nothing), so a request allocates nothing to find out. */
+  private readonly resolved = new Map<string, Map<string, Applicable | null>>();
+  private resolvedCount = 0;
 
   constructor(config: Config) {
     this.settings = config.limiter;
@@ -74,6 +90,15 @@ export class LimitPolicy {
     return this.consumers.size > 0 || this.models.some((m) => m.rule !== undefined);
   }
 
+  /** Whether some limit or quota needs a request's tokens (tpm, token or money quotas). */
+  get countsTokens(): boolean {
+    for (const c of this.consumers.values()) {
+      if (c.quotas.length > 0 || c.rule?.tpm !== undefined) return true;
+      for (const r of c.perModel.values()) if (r.tpm !== undefined) return true;
+    }
+    return this.models.some((m) => m.rule?.tpm !== undefined);
+  }
+
   /** Whether some consumer has a token or money quota (mid-answer budget checks matter). */
   get hasBudgets(): boolean {
     for (const c of this.consumers.values()) if (c.quotas.length > 0) return true;
@@ -81,7 +106,26 @@ export class LimitPolicy {
   }
 
   /** The rules and quotas of one request; undefined when none applies. */
-  applicable(consumer: string | undefined, model: string): { rules: LimitRule[]; quotas: readonly QuotaRule[]; expected: number } | undefined {
+  applicable(consumer: string | undefined, model: string): Applicable | undefined {
+    const who = consumer ?? '';
+    let byModel = this.resolved.get(who);
+    if (byModel !== undefined) {
+      const hit = byModel.get(model);
+      if (hit !== undefined) return hit ?? undefined;
+    }
+    const found = this.resolve(consumer, model);
+    if (this.resolvedCount >= APPLICABLE_CACHE_MAX) {
+      this.resolved.clear();
+      this.resolvedCount = 0;
+      byModel = undefined;
+    }
+    if (byModel === undefined) this.resolved.set(who, (byModel = new Map()));
+    byModel.set(model, found ?? null);
+    this.resolvedCount++;
+    return found;
+  }
+
+  private resolve(consumer: string | undefined, model: string): Applicable | undefined {
     const rules: LimitRule[] = [];
     let quotas: readonly QuotaRule[] = [];
     const c = consumer === undefined ? undefined : this.consumers.get(consumer);
@@ -99,7 +143,7 @@ export class LimitPolicy {
       break;
     }
     if (rules.length === 0 && quotas.length === 0) return undefined;
-    return { rules, quotas, expected };
+    return { rules, quotas, expected, needsTokens: quotas.length > 0 || rules.some((r) => r.tpm !== undefined) };
   }
 }
 
@@ -112,7 +156,6 @@ export interface LimitsDeps {
 export function limitsFilter(deps: LimitsDeps): Filter {
   const { policy, limiter, prices } = deps;
   const cut = policy.settings.on_budget_exhausted === 'cut' && policy.hasBudgets;
-  const held = new WeakMap<RequestContext, Held>();
 
   const admitted = (ctx: RequestContext, admission: Admission, promptTokens: number): LocalReply | undefined => {
     if (!admission.ok) {
@@ -120,10 +163,13 @@ export function limitsFilter(deps: LimitsDeps): Filter {
       const status = admission.code === 'limiter_unavailable' ? 'overloaded' : 'rate_limited';
       return { ...localError(new GatewayError(status, admission.reason)), headers: admission.headers };
     }
-    Object.assign(ctx.responseHeaders, admission.headers);
+    const headers = admission.headers;
+    const target = ctx.responseHeaders;
+    for (const name in headers) target[name] = headers[name]!;
     const ticket = admission.ticket;
     const outputLimit = ticket.tokenHeadroom === Infinity ? Infinity : ticket.reservedTokens - promptTokens + ticket.tokenHeadroom;
-    held.set(ctx, { ticket, promptTokens, outputLimit, streamedChars: 0 });
+    const hold: Held = { ticket, promptTokens, outputLimit, streamedChars: 0 };
+    ctx.limitHold = hold;
     return undefined;
   };
 
@@ -132,11 +178,10 @@ export function limitsFilter(deps: LimitsDeps): Filter {
     onRequestBody(ctx: RequestContext): FilterResult | Promise<FilterResult> {
       const applicable = policy.applicable(ctx.consumer, ctx.model);
       if (applicable === undefined) return undefined;
-      const needsTokens = applicable.quotas.length > 0 || applicable.rules.some((r) => r.tpm !== undefined);
       let promptTokens = 0;
       let reserve = 0;
       let reserveCost = 0;
-      if (needsTokens && ctx.op === 'chat') {
+      if (applicable.needsTokens && ctx.op === 'chat') {
         let request: ChatRequest;
         try {
           request = inboundCodec(ctx.protocol).decodeRequest(ctx.body);
@@ -153,9 +198,9 @@ export function limitsFilter(deps: LimitsDeps): Filter {
       return admitted(ctx, admission, promptTokens);
     },
     onDone(ctx: RequestContext): void {
-      const h = held.get(ctx);
+      const h = ctx.limitHold as Held | undefined;
       if (h === undefined) return;
-      held.delete(ctx);
+      ctx.limitHold = undefined;
       accountCost(ctx, prices);
       const usage = ctx.usage;
       // Without a usage report (the client left, the upstream failed or the answer was cut), the
@@ -167,7 +212,7 @@ export function limitsFilter(deps: LimitsDeps): Filter {
   };
   if (cut) {
     filter.onResponseEvent = (ctx: RequestContext, event: ResponseEvent): void | GatewayError => {
-      const h = held.get(ctx);
+      const h = ctx.limitHold as Held | undefined;
       if (h === undefined || h.outputLimit === Infinity || event.type === 'response') return undefined;
       if (event.type === 'usage' && event.usage.outputTokens > h.outputLimit) return budgetSpent();
       if (event.type === 'text' || event.type === 'reasoning') {
@@ -190,6 +235,6 @@ function reservationCost(ctx: RequestContext, prices: PriceTable, promptTokens: 
   const target = ctx.route?.plan.targets[0];
   if (target === undefined) return 0;
   const model = target.model ?? ctx.route!.model;
-  const cost = prices.costOf({ inputTokens: promptTokens, outputTokens: completionTokens }, model, target.provider.type, new Date(), target.provider.name);
+  const cost = prices.costOf({ inputTokens: promptTokens, outputTokens: completionTokens }, model, target.provider.type, clock.wallMs(), target.provider.name);
   return cost.micros;
 }

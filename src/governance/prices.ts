@@ -145,6 +145,12 @@ export function microsFor(usage: BillableUsage, price: ResolvedPrice): number {
   return Math.round(micros);
 }
 
+/** The price histories that may apply to one (provider, model): config rules first, then built-in. */
+interface Candidates {
+  readonly config: readonly ConfigRule[];
+  readonly builtIn: History | undefined;
+}
+
 /** Most lookups repeat a handful of (provider, model) pairs: their candidate histories are kept. */
 const LOOKUP_CACHE_MAX = 4096;
 
@@ -153,7 +159,9 @@ export class PriceTable {
   private readonly rules: readonly ConfigRule[];
   /** `type \0 name` → history. */
   private readonly builtIn = new Map<string, History>();
-  private readonly cache = new Map<string, { config: readonly ConfigRule[]; builtIn: History | undefined }>();
+  /** provider name → provider type → model → candidates: nested, so a lookup builds no key string. */
+  private readonly cache = new Map<string, Map<string, Map<string, Candidates>>>();
+  private cached = 0;
 
   constructor(overrides: readonly PriceOverride[] = [], data: PriceTableData = BUILT_IN_PRICES) {
     this.version = overrides.length > 0 ? `${data.version}+config` : data.version;
@@ -168,11 +176,12 @@ export class PriceTable {
 
   /**
    * The price of `model` served by a provider of `providerType` (named `providerName` in config) on
-   * the day of `at`, for a request of `inputTokens` prompt tokens (which picks a long-context tier).
+   * the day of `at` (a Date or epoch ms), for a request of `inputTokens` prompt tokens (which picks a
+   * long-context tier).
    */
-  lookup(model: string, providerType: string, at: Date, inputTokens = 0, providerName?: string): ResolvedPrice | undefined {
+  lookup(model: string, providerType: string, at: Date | number, inputTokens = 0, providerName?: string): ResolvedPrice | undefined {
     const type = OPENAI_COMPATIBLE_ALIASES[providerType] ?? providerType;
-    const atMs = at.getTime();
+    const atMs = typeof at === 'number' ? at : at.getTime();
     const candidates = this.candidates(model, type, providerName ?? '');
     for (const rule of candidates.config) {
       const point = pointAt(rule.history, atMs);
@@ -188,15 +197,18 @@ export class PriceTable {
   }
 
   /** What `usage` cost when served as `model` by a provider of `providerType` at `at`. */
-  costOf(usage: BillableUsage, model: string, providerType: string, at: Date, providerName?: string): Cost {
+  costOf(usage: BillableUsage, model: string, providerType: string, at: Date | number, providerName?: string): Cost {
     const price = this.lookup(model, providerType, at, nonNegative(usage.inputTokens), providerName);
     if (!price) return { micros: 0, priced: false, source: 'none' };
     return { micros: microsFor(usage, price), priced: true, source: price.source };
   }
 
-  private candidates(model: string, type: string, providerName: string): { config: readonly ConfigRule[]; builtIn: History | undefined } {
-    const key = `${providerName}\0${type}\0${model}`;
-    const hit = this.cache.get(key);
+  private candidates(model: string, type: string, providerName: string): Candidates {
+    let byType = this.cache.get(providerName);
+    if (byType === undefined) this.cache.set(providerName, (byType = new Map()));
+    let byModel = byType.get(type);
+    if (byModel === undefined) byType.set(type, (byModel = new Map()));
+    const hit = byModel.get(model);
     if (hit) return hit;
     const lower = model.trim().toLowerCase();
     const config = this.rules.filter(
@@ -208,8 +220,17 @@ export class PriceTable {
       if (builtIn) break;
     }
     const found = { config, builtIn };
-    if (this.cache.size >= LOOKUP_CACHE_MAX) this.cache.clear();
-    this.cache.set(key, found);
+    if (this.cached >= LOOKUP_CACHE_MAX) {
+      this.cache.clear();
+      this.cached = 0;
+    }
+    // Re-fetched: clear() may just have dropped the maps found above.
+    let types = this.cache.get(providerName);
+    if (types === undefined) this.cache.set(providerName, (types = new Map()));
+    let models = types.get(type);
+    if (models === undefined) types.set(type, (models = new Map()));
+    models.set(model, found);
+    this.cached++;
     return found;
   }
 }

@@ -52,6 +52,8 @@ export class RequestContext {
   priced = true;
   /** Which gateway limit refused the request, when one did. */
   rateLimited: string | undefined = undefined;
+  /** What the limits filter holds for this request between admission and its end (limits-filter.ts). */
+  limitHold: object | undefined = undefined;
   attempts = 0;
   /** HTTP status sent to the client, once sent. */
   status = 0;
