@@ -11,7 +11,8 @@
  * Environment: PROFILE_WORKLOAD (a workload id of the gateway bench, default "chat c=50"),
  * PROFILE_DURATION (s, default 10), PROFILE_TOP (rows, default 25), PROFILE_DIR (default: a temp dir;
  * the .cpuprofile is kept there for Chrome DevTools), PROFILE_CONFIG (a YAML file whose top-level
- * sections are appended to the one-provider config, e.g. `plugins:` or `consumers:`, to profile them).
+ * sections are appended to the one-provider config, e.g. `plugins:` or `consumers:`, to profile them),
+ * PROFILE_API_KEY (sent as `Authorization: Bearer KEY`, for a config with consumers).
  */
 
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -54,7 +55,8 @@ async function main() {
       origin: gw.origin,
       path: CHAT_PATH,
       method: 'POST',
-      headers: BASE_HEADERS,
+      // PROFILE_API_KEY: the key a `consumers:` section in PROFILE_CONFIG expects.
+      headers: process.env.PROFILE_API_KEY ? { ...BASE_HEADERS, authorization: `Bearer ${process.env.PROFILE_API_KEY}` } : BASE_HEADERS,
       body,
       connections: workload.connections,
       warmupSeconds: 1,
