@@ -23,7 +23,8 @@
  *
  * Environment: BENCH_DURATION (s per config per round, default 4), BENCH_WARMUP (s after each switch,
  * default 1), BENCH_ROUNDS (default 5), BENCH_RATE (default 1000), BENCH_CONNECTIONS (default 10),
- * BENCH_SERIAL_RATE (default 300; 0 skips phase 2), BENCH_CONFIGS (comma list of auth,local,redis;
+ * BENCH_SERIAL_RATE (default 300; 0 skips phase 2), BENCH_LIMITS (the consumer's limits in the local
+ * and redis configs, YAML lines, e.g. 'limits: { rpm: 1000000 }'), BENCH_CONFIGS (comma list of auth,local,redis;
  * the baselines always run), BENCH_HOST_ONLY (0 skips phase 0), BENCH_REDIS_URL (use this Redis
  * instead of starting one; its keys under the run's prefix are deleted after, and its CPU comes from
  * INFO only).
@@ -89,7 +90,10 @@ const redisState = { counters: null, prefix: null, keysDeleted: false };
 // Configs.
 
 const CONSUMER = 'bench';
-const LIMITS = `    limits: { rpm: 1000000000, tpm: 1000000000, concurrent: 100000 }
+/** The consumer's limits in the local and redis configs (BENCH_LIMITS replaces them: YAML lines under the consumer). */
+const LIMITS = process.env.BENCH_LIMITS
+  ? `${process.env.BENCH_LIMITS.split('\n').map((line) => `    ${line.trim()}`).join('\n')}\n`
+  : `    limits: { rpm: 1000000000, tpm: 1000000000, concurrent: 100000 }
     quotas: [{ period: day, tokens: 1000000000000 }]
 `;
 

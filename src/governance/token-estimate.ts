@@ -245,18 +245,28 @@ const memoNext = new Uint8Array(MEMO_SETS);
 let hashA = 0;
 let hashB = 0;
 
-/** Sets hashA and hashB for `text` (FNV-1a and a multiplicative hash with another seed). */
+/**
+ * Sets hashA and hashB for `text`: FNV-1a and a multiplicative hash with another seed, two UTF-16
+ * units per step (half the multiplications of one unit per step; this runs on every request).
+ */
 function hashText(text: string): void {
   let a = 0x811c9dc5;
   let b = 0x9747b28c;
-  for (let i = 0; i < text.length; i++) {
+  const n = text.length;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    const c = text.charCodeAt(i) | (text.charCodeAt(i + 1) << 16);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b + c, 0x5bd1e995);
+    b ^= b >>> 13;
+  }
+  if (i < n) {
     const c = text.charCodeAt(i);
     a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-    b ^= b >>> 15;
+    b = Math.imul(b + c, 0x5bd1e995);
   }
   hashA = a >>> 0;
-  hashB = b >>> 0;
+  hashB = (b ^ (b >>> 15)) >>> 0;
 }
 
 function remember(text: string, tokens: number): void {
