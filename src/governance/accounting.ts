@@ -41,5 +41,6 @@ export function requestRecord(ctx: RequestContext): RequestRecord {
     upstreamErrors: ctx.upstreamErrors?.map((e) => ({ provider: e.provider, kind: upstreamErrorKind(e.status, e.code) })),
     errorType: ctx.errorCode || undefined,
     rateLimited: ctx.rateLimited,
+    cache: ctx.cache,
   };
 }

@@ -90,6 +90,11 @@ export interface RequestRecord {
   readonly errorType?: string;
   /** The gateway limit that refused the request (requests, tokens, budget, …), when one did. */
   readonly rateLimited?: string;
+  /**
+   * What the response cache did, when one looked. A hit's `usage` is the replayed answer's: it
+   * counts as tokens served from the cache, not as upstream usage or spend.
+   */
+  readonly cache?: 'hit' | 'semantic-hit' | 'miss' | 'bypass';
 }
 
 export interface GatewayMetricsOptions {
@@ -261,6 +266,10 @@ export class GatewayMetrics {
   private readonly upstreamErrors = new Map<string, ExportedValue>();
   /** `consumer \0 limit` → count. */
   private readonly rateLimited = new Map<string, ExportedValue>();
+  /** `model \0 result` → count. */
+  private readonly cacheResults = new Map<string, ExportedValue>();
+  /** `consumer \0 model \0 token type` → tokens answered from the cache. */
+  private readonly cacheTokens = new Map<string, ExportedValue>();
 
   constructor(opts: GatewayMetricsOptions = {}) {
     this.registry = opts.registry ?? new Registry();
@@ -304,6 +313,16 @@ export class GatewayMetrics {
     );
     counter("sluice_rate_limited_total", "Requests refused by the gateway's own limits, by consumer and limit.", () =>
       [...this.rateLimited.values()].map((v) => ({ ...v })),
+    );
+    counter(
+      'sluice_cache_requests_total',
+      'Chat requests the response cache looked at, by model asked and result (hit, semantic-hit, miss, bypass).',
+      () => [...this.cacheResults.values()].map((v) => ({ ...v })),
+    );
+    counter(
+      'sluice_cache_tokens_total',
+      'Tokens of answers served from the response cache instead of an upstream (no spend), by consumer, model asked and gen_ai_token_type (input: all cached, output).',
+      () => [...this.cacheTokens.values()].map((v) => ({ ...v })),
     );
     const inFlight = opts.inFlight;
     new Gauge({
@@ -367,7 +386,13 @@ export class GatewayMetrics {
     cell.requests++;
     if (Number.isFinite(r.durationMs) && r.durationMs >= 0) cell.duration.observe(r.durationMs / 1000);
     const usage = r.usage;
-    if (usage) {
+    const cache = r.cache;
+    const fromCache = cache === 'hit' || cache === 'semantic-hit';
+    if (cache !== undefined) addTo(this.cacheResults, `${model}\0${cache}`, { model, result: cache }, 1);
+    if (usage && fromCache) {
+      addTo(this.cacheTokens, `${consumer}\0${model}\0input`, { consumer, model, gen_ai_token_type: 'input' }, Math.max(0, usage.inputTokens));
+      addTo(this.cacheTokens, `${consumer}\0${model}\0output`, { consumer, model, gen_ai_token_type: 'output' }, Math.max(0, usage.outputTokens));
+    } else if (usage) {
       const input = Math.max(0, usage.inputTokens);
       const output = Math.max(0, usage.outputTokens);
       cell.withUsage++;

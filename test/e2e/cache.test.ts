@@ -271,6 +271,54 @@ describe('response cache: two workers, consumers, exact and semantic layers', ()
     assert.ok(types.filter((t) => t === 'content_block_delta').length > 1, 'several deltas');
   });
 
+  it('admin /metrics: each cache result counted once over both workers; a hit\'s tokens are cache tokens, not upstream tokens or spend', async () => {
+    /** Sum of the series of `name` whose labels include `labels`, in the admin scrape (all workers). */
+    const scrape = async (): Promise<(name: string, labels: Record<string, string>) => number> => {
+      const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+      return (name, labels) => {
+        let sum = 0;
+        for (const line of text.split('\n')) {
+          if (!line.startsWith(`${name}{`)) continue;
+          if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+        }
+        return sum;
+      };
+    };
+    const before = await scrape();
+    const q = 'How do I reverse a list in Python?';
+    const miss = await chat(gw, q, { who: 'alice' });
+    assert.equal(cacheStatus(miss), 'miss');
+    await sleep(600); // the vector is computed after the answer, then shared
+    const hit = await chat(gw, q, { who: 'alice' });
+    assert.equal(cacheStatus(hit), 'hit');
+    const semantic = await chat(gw, 'How can I reverse a list in Python?', { who: 'alice' });
+    assert.match(cacheStatus(semantic), /^semantic-hit/);
+    const bypass = await chat(gw, q, { who: 'alice', headers: { 'cache-control': 'no-cache' } });
+    assert.equal(cacheStatus(bypass), 'bypass');
+    const usage = (r: RawResponse): { prompt_tokens: number; completion_tokens: number } => (JSON.parse(r.text) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage;
+
+    const delta = async (name: string, labels: Record<string, string>): Promise<number> => (await scrape())(name, labels) - before(name, labels);
+    // Metrics are recorded as each request ends, after its answer: wait until all four are in.
+    await waitFor('the four requests in /metrics', async () => ((await delta('sluice_cache_requests_total', { model: 'chat' })) >= 4 ? true : undefined));
+    for (const result of ['miss', 'hit', 'semantic-hit', 'bypass']) {
+      assert.equal(await delta('sluice_cache_requests_total', { model: 'chat', result }), 1, result);
+    }
+    const served = usage(hit).prompt_tokens + usage(semantic).prompt_tokens;
+    assert.equal(await delta('sluice_cache_tokens_total', { consumer: 'alice', model: 'chat', gen_ai_token_type: 'input' }), served);
+    assert.equal(
+      await delta('sluice_cache_tokens_total', { consumer: 'alice', model: 'chat', gen_ai_token_type: 'output' }),
+      usage(hit).completion_tokens + usage(semantic).completion_tokens,
+    );
+    // Upstream usage and spend: the miss and the bypass only.
+    assert.equal(
+      await delta('sluice_tokens_total', { consumer: 'alice', model: 'chat', gen_ai_token_type: 'input' }),
+      usage(miss).prompt_tokens + usage(bypass).prompt_tokens,
+    );
+    const cost = await delta('sluice_cost_usd_total', { consumer: 'alice', model: 'chat' });
+    const bought = ((usage(miss).prompt_tokens + usage(bypass).prompt_tokens) * 1000 + (usage(miss).completion_tokens + usage(bypass).completion_tokens) * 1000) / 1e6;
+    assert.ok(Math.abs(cost - bought) < 1e-9, `cost ${cost} is the two upstream answers' ${bought}`);
+  });
+
   it('a reload keeps the entries; with namespace: tenant, consumers of one tenant share', async () => {
     const base = JSON.parse(readFileSync(gw.configPath!, 'utf8')) as Record<string, unknown>;
     const push = async (cache: Record<string, unknown>): Promise<void> => {

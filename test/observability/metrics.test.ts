@@ -182,6 +182,26 @@ describe('GatewayMetrics.observe', () => {
     assert.equal(value(s, 'gen_ai_server_time_per_output_token_seconds_bucket', { ...vllm, le: 0.025 }), 1);
   });
 
+  it('counts cache results, and a hit\'s tokens as served from the cache: not upstream tokens, not spend', async () => {
+    const m = run([
+      { ...base, cache: 'miss', usage: { inputTokens: 40, outputTokens: 20 }, costMicros: 900 },
+      { ...base, cache: 'hit', usage: { inputTokens: 40, outputTokens: 20 }, costMicros: 0, attempts: 0 },
+      { ...base, cache: 'semantic-hit', usage: { inputTokens: 30, outputTokens: 10 }, costMicros: 0, attempts: 0 },
+      { ...base, cache: 'bypass', usage: { inputTokens: 5, outputTokens: 5 }, costMicros: 100 },
+      { ...base, model: 'llama-3', usage: { inputTokens: 1, outputTokens: 1 }, costMicros: 0 },
+    ]);
+    const s = parse(await m.metrics());
+    for (const result of ['hit', 'semantic-hit', 'miss', 'bypass']) {
+      assert.equal(value(s, 'sluice_cache_requests_total', { model: 'gpt-4o', result }), 1, result);
+    }
+    assert.equal(total(s, 'sluice_cache_requests_total'), 4, 'a request the cache did not look at is not counted');
+    assert.equal(value(s, 'sluice_cache_tokens_total', { consumer: 'alice', model: 'gpt-4o', gen_ai_token_type: 'input' }), 70);
+    assert.equal(value(s, 'sluice_cache_tokens_total', { consumer: 'alice', model: 'gpt-4o', gen_ai_token_type: 'output' }), 30);
+    assert.equal(value(s, 'sluice_tokens_total', { consumer: 'alice', model: 'gpt-4o', provider: 'openai', gen_ai_token_type: 'input' }), 45, 'miss + bypass only');
+    assert.equal(value(s, 'sluice_cost_usd_total', { consumer: 'alice', model: 'gpt-4o', provider: 'openai' }), 0.001);
+    assert.equal(value(s, 'sluice_requests_total', { status: '200', model: 'gpt-4o', provider: 'openai', consumer: 'alice' }), 4);
+  });
+
   it('caps long and numerous label values', () => {
     const cap = new LabelCap(2);
     assert.equal(cap.value('a'), 'a');
