@@ -4,6 +4,7 @@ export { AnswerStore, type AnswerStoreLimits, type EvictionCause } from './answe
 export { type CacheEntry, type CacheRecord, fromRecord, InvalidRecordError, toRecord } from './cache-entry.js';
 export { CACHE_HEADER, cacheHeaderValue, type CacheStatus, type HitAccounting, type HitReply, hitReply } from './cache-hit.js';
 export { cacheFilter, type CacheFilterOptions, cacheFilters, type CacheHolder } from './filter.js';
+export { CacheCounters, type CacheMetricsSource, EMBEDDING_BUCKETS, registerCacheMetrics, SEMANTIC_MISS_REASONS, type SemanticMissReason } from './cache-metrics.js';
 export { CachePool, type CachePoolOptions, EmbedderStartError, type PoolMiss, type PoolResult, type PoolStats } from './cache-pool.js';
 export {
   CacheSchema,

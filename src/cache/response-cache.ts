@@ -20,6 +20,7 @@ import type { ChatRequest, ChatResponse } from '../protocol/canonical.js';
 import { AnswerStore, type EvictionCause } from './answer-store.js';
 import { type CacheEntry, type CacheRecord, entryBytes, fromRecord, toRecord } from './cache-entry.js';
 import { cacheHeaderValue, type CacheStatus, type HitReply, hitReply } from './cache-hit.js';
+import { CacheCounters, type SemanticMissReason } from './cache-metrics.js';
 import { CachePool, type CachePoolOptions } from './cache-pool.js';
 import type { CacheConfig } from './config.js';
 import { type CandidateJudge, HttpJudge } from './judge.js';
@@ -79,8 +80,10 @@ export interface CacheStats {
   stored: number;
   notStored: Record<string, number>;
   evicted: Record<EvictionCause, number>;
-  /** Semantic misses by cause: pool_busy, pool_timeout, no_candidate, verifier:<check>, judge, … */
+  /** Semantic misses by cause: pool_busy, pool_timeout, no_candidate, verifier, judge, … */
   semanticMisses: Record<string, number>;
+  /** Candidates above the threshold the verifier rejected, by check. */
+  verifierRejections: Record<string, number>;
   /** Stored entries left exact-only, by cause: embedder_busy (lookups came first), busy, timeout, … */
   notIndexed: Record<string, number>;
   semanticEnabled: boolean;
@@ -96,6 +99,11 @@ export interface ResponseCacheOptions {
   newId?: () => string;
   /** Interval of the sweep for expired entries; 0 disables it. */
   sweepIntervalMs?: number;
+  /**
+   * Where to count (default: a new set). A worker passes the same set to every cache it builds, so
+   * its metrics keep counting across reloads.
+   */
+  counters?: CacheCounters;
 }
 
 export interface StartOptions extends Omit<ResponseCacheOptions, 'pool' | 'judge'> {
@@ -124,17 +132,7 @@ export class ResponseCache {
   private readonly unsubscribeReset: (() => void) | undefined;
   /** The pool now belongs to the cache built by `reload`: `stop` leaves it running. */
   private poolHandedOver = false;
-  private readonly counters = {
-    hits: 0,
-    semanticHits: 0,
-    misses: 0,
-    bypasses: 0,
-    stored: 0,
-    notStored: {} as Record<string, number>,
-    evicted: { capacity: 0, expired: 0, replaced: 0, deleted: 0 } as Record<EvictionCause, number>,
-    semanticMisses: {} as Record<string, number>,
-    notIndexed: {} as Record<string, number>,
-  };
+  private readonly counters: CacheCounters;
   /** When a lookup was last refused for a busy embedder (monotonic ms): stores yield for a while. */
   private lookupRefusedAtMs = -Infinity;
 
@@ -148,6 +146,7 @@ export class ResponseCache {
     this.judge = options.judge;
     this.onStored = options.onStored;
     this.newId = options.newId ?? (() => `chatcmpl-${randomUUID()}`);
+    this.counters = options.counters ?? new CacheCounters();
     this.store_ = new AnswerStore(
       { maxEntries: config.max_entries, maxBytes: config.max_bytes, maxEntryBytes: config.max_entry_bytes },
       (entry, cause) => this.evicted(entry, cause),
@@ -276,23 +275,40 @@ export class ResponseCache {
     const s = this.config.semantic;
     const start = performance.now();
     const remaining = (): number => s.lookup_budget_ms - (performance.now() - start);
-    const miss = (reason: string): CacheLookup => {
-      this.counters.misses++;
-      this.counters.semanticMisses[reason] = (this.counters.semanticMisses[reason] ?? 0) + 1;
+    const counters = this.counters;
+    /** `reason` is logged; `counted` is its metric label (one per kind, not per verifier detail). */
+    const miss = (reason: string, counted: SemanticMissReason): CacheLookup => {
+      counters.misses++;
+      counters.semanticMisses[counted] = (counters.semanticMisses[counted] ?? 0) + 1;
       return MISS(reason);
     };
 
     const embedded = await pool.embed([parts.text], remaining());
     if (!embedded.ok) {
       if (embedded.reason === 'busy') this.lookupRefusedAtMs = performance.now();
-      if (embedded.late !== undefined) ticket.lateVector = embedded.late.then((v) => v?.[0]);
-      return miss(`pool_${embedded.reason}`);
+      if (embedded.late !== undefined) {
+        // The embedding still finishes: its time belongs in the latency histogram (it is the tail
+        // that made this lookup miss), and `store` may use its vector.
+        ticket.lateVector = embedded.late.then((v) => {
+          if (v !== undefined) counters.lookupEmbedding.observe((performance.now() - start) / 1000);
+          return v?.[0];
+        });
+      }
+      const reason = `pool_${embedded.reason}` as const;
+      return miss(reason, reason);
     }
+    counters.lookupEmbedding.observe(embedded.ms / 1000);
     ticket.vector = embedded.value[0];
     const found = await pool.search(ticket.nsKey, { vector: ticket.vector!, contextKey: parts.contextKey, text: parts.text, k: s.candidates, minScore: s.threshold }, remaining());
-    if (!found.ok) return miss(`pool_${found.reason}`);
+    if (!found.ok) {
+      const reason = `pool_${found.reason}` as const;
+      return miss(reason, reason);
+    }
 
     const now = clock.wallMs();
+    for (const c of found.value.candidates) {
+      if (c.verdict !== undefined && !c.verdict.ok) counters.verifierRejections[c.verdict.reason] = (counters.verifierRejections[c.verdict.reason] ?? 0) + 1;
+    }
     const verified = found.value.candidates.filter((c) => c.verdict === undefined || c.verdict.ok);
     for (const candidate of verified) {
       const entry = this.store_.get(candidate.entryKey, now);
@@ -302,7 +318,7 @@ export class ResponseCache {
         continue;
       }
       if (!fresh(entry, ticket.decision, now)) continue;
-      if (this.judge !== undefined && !(await this.judge.same(parts.text, entry.text ?? ''))) return miss('judge');
+      if (this.judge !== undefined && !(await this.judge.same(parts.text, entry.text ?? ''))) return miss('judge', 'judge');
       this.counters.semanticHits++;
       return {
         status: 'semantic-hit',
@@ -312,8 +328,9 @@ export class ResponseCache {
       };
     }
     const rejected = found.value.candidates.find((c) => c.verdict !== undefined && !c.verdict.ok);
-    if (rejected?.verdict !== undefined && !rejected.verdict.ok) return miss(`verifier:${rejected.verdict.reason}`);
-    return miss(found.value.candidates.length > 0 ? 'evicted' : 'no_candidate');
+    if (rejected?.verdict !== undefined && !rejected.verdict.ok) return miss(`verifier:${rejected.verdict.reason}`, 'verifier');
+    const reason = found.value.candidates.length > 0 ? 'evicted' : 'no_candidate';
+    return miss(reason, reason);
   }
 
   /** A collector for a streamed answer; give its result to `store`. */
@@ -399,6 +416,7 @@ export class ResponseCache {
       notStored: { ...this.counters.notStored },
       evicted: { ...this.counters.evicted },
       semanticMisses: { ...this.counters.semanticMisses },
+      verifierRejections: { ...this.counters.verifierRejections },
       notIndexed: { ...this.counters.notIndexed },
       semanticEnabled: this.pool !== undefined,
     };
@@ -455,6 +473,7 @@ export class ResponseCache {
           this.counters.notIndexed[embedded.reason] = (this.counters.notIndexed[embedded.reason] ?? 0) + 1;
           return;
         }
+        this.counters.storeEmbedding.observe(embedded.ms / 1000);
         vector = embedded.value[0]!;
       }
       // The entry may have been evicted or replaced meanwhile; only a current entry gets its vector.

@@ -14,6 +14,7 @@ import { hostname } from 'node:os';
 import type { RedisConfig } from '../config/schema.js';
 import { describeError, log } from '../observability/logger.js';
 import type { CacheRecord } from './cache-entry.js';
+import { CacheCounters, type CacheMetricsSource } from './cache-metrics.js';
 import type { CacheConfig } from './config.js';
 import type { CacheHolder } from './filter.js';
 import { RedisCacheLink } from './redis-link.js';
@@ -32,8 +33,10 @@ const WARM_WAIT_MS = 1_000;
 /** After a failed connection to Redis, the next try. */
 const REDIS_RETRY_MS = 5_000;
 
-export class WorkerCache implements CacheHolder {
+export class WorkerCache implements CacheHolder, CacheMetricsSource {
   private current: ResponseCache | undefined;
+  /** Every cache this worker builds counts here: the metrics outlive reloads. Created with the first cache. */
+  private counters_: CacheCounters | undefined;
   private configKey = '';
   private link: RedisCacheLink | undefined;
   private linkKey = '';
@@ -47,6 +50,21 @@ export class WorkerCache implements CacheHolder {
 
   get cache(): ResponseCache | undefined {
     return this.current;
+  }
+
+  get counters(): CacheCounters | undefined {
+    return this.counters_;
+  }
+
+  get size(): { entries: number; bytes: number } {
+    const s = this.current?.stats();
+    return { entries: s?.entries ?? 0, bytes: s?.bytes ?? 0 };
+  }
+
+  get semanticState(): 'running' | 'unavailable' | 'off' {
+    const cache = this.current;
+    if (cache === undefined || !cache.config.semantic.enabled) return 'off';
+    return cache.semanticEnabled ? 'running' : 'unavailable';
   }
 
   /** Applies a snapshot's `cache` and `redis` blocks: start, rebuild (entries kept) or stop. */
@@ -67,6 +85,7 @@ export class WorkerCache implements CacheHolder {
         await previous?.stop();
       } else {
         const start: StartOptions = {
+          counters: (this.counters_ ??= new CacheCounters()),
           onStored: (record) => this.stored(record),
           onSemanticUnavailable: (err) => log.warn('semantic cache unavailable; serving exact hits only', describeError(err)),
           ...(this.options.selfBaseUrl !== undefined ? { selfBaseUrl: this.options.selfBaseUrl } : {}),

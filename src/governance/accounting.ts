@@ -31,7 +31,7 @@ export function requestRecord(ctx: RequestContext): RequestRecord {
     consumer: ctx.consumer,
     status: ctx.status === 499 ? 0 : ctx.status,
     stream: ctx.stream,
-    usage: usage === undefined ? undefined : { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens },
+    usage: usage === undefined ? undefined : { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cachedInputTokens: usage.cachedInputTokens },
     costMicros: ctx.costMicros < 0 ? undefined : ctx.costMicros,
     priced: ctx.priced,
     ttftMs: ctx.firstByteMs > 0 ? ctx.firstByteMs - ctx.startMs : undefined,

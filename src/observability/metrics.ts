@@ -70,8 +70,11 @@ export interface RequestRecord {
   /** HTTP status sent to the client; 0 when the client left before one was sent (counted as 499). */
   readonly status: number;
   readonly stream: boolean;
-  /** Real usage, when the upstream reported it (or the gateway counted it). */
-  readonly usage?: { readonly inputTokens: number; readonly outputTokens: number };
+  /**
+   * Real usage, when the upstream reported it (or the gateway counted it). `cachedInputTokens`: the
+   * part of the input the upstream read from its own prompt cache, when it says.
+   */
+  readonly usage?: { readonly inputTokens: number; readonly outputTokens: number; readonly cachedInputTokens?: number };
   /** Cost of that usage in micro-USD (governance/prices.ts). */
   readonly costMicros?: number;
   /** False when the usage had no known price; `costMicros` is then meaningless. Default true. */
@@ -201,6 +204,15 @@ class Cell {
   unpriced = 0;
   retries = 0;
   fallbacks = 0;
+  /** Part of `inputTokens` the upstream read from its prompt cache. */
+  upstreamCachedInput = 0;
+  /** Requests by response-cache result, and the tokens of the answers hits served. */
+  cacheHit = 0;
+  cacheSemanticHit = 0;
+  cacheMiss = 0;
+  cacheBypass = 0;
+  cacheInputTokens = 0;
+  cacheOutputTokens = 0;
   readonly duration = new HistogramData(DURATION_BUCKETS);
   tokenInput: HistogramData | undefined;
   tokenOutput: HistogramData | undefined;
@@ -225,7 +237,7 @@ class ScrapedMetric {
   constructor(
     public name: string,
     readonly help: string,
-    readonly type: 'counter' | 'histogram',
+    readonly type: 'counter' | 'histogram' | 'gauge',
     private readonly values: () => ExportedValue[],
   ) {}
 
@@ -266,10 +278,6 @@ export class GatewayMetrics {
   private readonly upstreamErrors = new Map<string, ExportedValue>();
   /** `consumer \0 limit` → count. */
   private readonly rateLimited = new Map<string, ExportedValue>();
-  /** `model \0 result` → count. */
-  private readonly cacheResults = new Map<string, ExportedValue>();
-  /** `consumer \0 model \0 token type` → tokens answered from the cache. */
-  private readonly cacheTokens = new Map<string, ExportedValue>();
 
   constructor(opts: GatewayMetricsOptions = {}) {
     this.registry = opts.registry ?? new Registry();
@@ -315,14 +323,27 @@ export class GatewayMetrics {
       [...this.rateLimited.values()].map((v) => ({ ...v })),
     );
     counter(
-      'sluice_cache_requests_total',
-      'Chat requests the response cache looked at, by model asked and result (hit, semantic-hit, miss, bypass).',
-      () => [...this.cacheResults.values()].map((v) => ({ ...v })),
+      'sluice_upstream_cache_read_tokens_total',
+      "Part of sluice_tokens_total's input the upstreams read from their own prompt cache (OTel gen_ai.usage.cache_read.input_tokens; OpenAI cached_tokens, Anthropic cache_read_input_tokens), by consumer, model asked and provider.",
+      () => this.sum((c) => c.upstreamCachedInput, (c) => ({ consumer: c.consumer, model: c.model, provider: c.provider }), (c) => c.upstreamCachedInput > 0),
     );
+    // Every result of a model the cache looked at is exported, zeros included: a hit ratio of a
+    // cache that never hits is 0, not an empty query.
+    const looked = (c: Cell): boolean => c.cacheHit + c.cacheSemanticHit + c.cacheMiss + c.cacheBypass > 0;
+    counter('sluice_cache_requests_total', 'Chat requests the response cache looked at, by model asked and result (hit, semantic-hit, miss, bypass).', () => [
+      ...this.sum((c) => c.cacheHit, (c) => ({ model: c.model, result: 'hit' }), looked),
+      ...this.sum((c) => c.cacheSemanticHit, (c) => ({ model: c.model, result: 'semantic-hit' }), looked),
+      ...this.sum((c) => c.cacheMiss, (c) => ({ model: c.model, result: 'miss' }), looked),
+      ...this.sum((c) => c.cacheBypass, (c) => ({ model: c.model, result: 'bypass' }), looked),
+    ]);
+    const served = (c: Cell): boolean => c.cacheHit + c.cacheSemanticHit > 0;
     counter(
       'sluice_cache_tokens_total',
       'Tokens of answers served from the response cache instead of an upstream (no spend), by consumer, model asked and gen_ai_token_type (input: all cached, output).',
-      () => [...this.cacheTokens.values()].map((v) => ({ ...v })),
+      () => [
+        ...this.sum((c) => c.cacheInputTokens, (c) => ({ consumer: c.consumer, model: c.model, gen_ai_token_type: 'input' }), served),
+        ...this.sum((c) => c.cacheOutputTokens, (c) => ({ consumer: c.consumer, model: c.model, gen_ai_token_type: 'output' }), served),
+      ],
     );
     const inFlight = opts.inFlight;
     new Gauge({
@@ -387,17 +408,26 @@ export class GatewayMetrics {
     if (Number.isFinite(r.durationMs) && r.durationMs >= 0) cell.duration.observe(r.durationMs / 1000);
     const usage = r.usage;
     const cache = r.cache;
-    const fromCache = cache === 'hit' || cache === 'semantic-hit';
-    if (cache !== undefined) addTo(this.cacheResults, `${model}\0${cache}`, { model, result: cache }, 1);
+    let fromCache = false;
+    if (cache !== undefined) {
+      if (cache === 'hit') cell.cacheHit++;
+      else if (cache === 'semantic-hit') cell.cacheSemanticHit++;
+      else if (cache === 'miss') cell.cacheMiss++;
+      else cell.cacheBypass++;
+      fromCache = cache === 'hit' || cache === 'semantic-hit';
+    }
     if (usage && fromCache) {
-      addTo(this.cacheTokens, `${consumer}\0${model}\0input`, { consumer, model, gen_ai_token_type: 'input' }, Math.max(0, usage.inputTokens));
-      addTo(this.cacheTokens, `${consumer}\0${model}\0output`, { consumer, model, gen_ai_token_type: 'output' }, Math.max(0, usage.outputTokens));
+      // Replayed by the gateway: served tokens, not upstream usage, not spend.
+      cell.cacheInputTokens += Math.max(0, usage.inputTokens);
+      cell.cacheOutputTokens += Math.max(0, usage.outputTokens);
     } else if (usage) {
       const input = Math.max(0, usage.inputTokens);
       const output = Math.max(0, usage.outputTokens);
       cell.withUsage++;
       cell.inputTokens += input;
       cell.outputTokens += output;
+      const cachedInput = usage.cachedInputTokens;
+      if (cachedInput !== undefined && cachedInput > 0) cell.upstreamCachedInput += Math.min(input, cachedInput);
       (cell.tokenInput ??= new HistogramData(TOKEN_BUCKETS)).observe(input);
       (cell.tokenOutput ??= new HistogramData(TOKEN_BUCKETS)).observe(output);
       if (r.priced === false) {
@@ -539,4 +569,24 @@ export class ClusterMetrics {
     const folded = await AggregatorRegistry.aggregate(batch).getMetricsAsJSON();
     this.retired = [folded, ...this.retired.filter((s) => !batch.includes(s))];
   }
+}
+
+// ---- Metrics kept outside GatewayMetrics, in the same registry (the response cache's: src/cache/cache-metrics.ts) ----
+
+export { HistogramData };
+
+/** One series of a family computed at scrape time: labels and value (histogram parts name themselves). */
+export type ScrapedValue = ExportedValue;
+
+/**
+ * Registers a family whose series `values` computes at scrape time, summed over workers by the
+ * supervisor like GatewayMetrics' own (gauges too).
+ */
+export function registerScrapedMetric(registry: Registry, name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: () => ScrapedValue[]): void {
+  registry.registerMetric(new ScrapedMetric(name, help, type, values) as unknown as Metric);
+}
+
+/** The `_bucket`, `_sum` and `_count` series of histograms kept as `HistogramData`. */
+export function scrapedHistogram(name: string, bounds: readonly number[], series: Iterable<{ labels: Labels; data: HistogramData }>): ScrapedValue[] {
+  return histogramValues(name, bounds, series);
 }

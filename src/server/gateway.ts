@@ -24,6 +24,7 @@ import { buildSnapshot, closeProviders, createProviders, type Snapshot, type Sna
 import { KeyRing, type RuntimeKey } from '../governance/consumers.js';
 import type { CacheRecord } from '../cache/cache-entry.js';
 import { WorkerCache } from '../cache/worker-cache.js';
+import { registerCacheMetrics } from '../cache/cache-metrics.js';
 import { GatewayPlugins } from '../wasm/gateway-plugins.js';
 import { handleModelRequest, type ProxyHost } from './proxy.js';
 import type { ResponseRelay } from './relay.js';
@@ -106,6 +107,7 @@ export class Gateway implements ProxyHost {
     this.current = snapshot;
     this.accessLog = AccessLog.open(snapshot.config.access_log);
     if (state.limiters) registerLimiterMetrics(this.metrics.registry, state.limiters);
+    if (state.cache) registerCacheMetrics(this.metrics.registry, state.cache);
     plugins.publishTo(this.metrics.registry);
     this.app = uWS.App();
     this.routes();

@@ -202,6 +202,24 @@ describe('GatewayMetrics.observe', () => {
     assert.equal(value(s, 'sluice_requests_total', { status: '200', model: 'gpt-4o', provider: 'openai', consumer: 'alice' }), 4);
   });
 
+  it("counts the upstream's prompt-cache reads as part of its input; exports every cache result of a model, zeros included", async () => {
+    const m = run([
+      { ...base, cache: 'miss', usage: { inputTokens: 1000, outputTokens: 10, cachedInputTokens: 768 }, costMicros: 500 },
+      { ...base, cache: 'miss', usage: { inputTokens: 100, outputTokens: 10, cachedInputTokens: 0 }, costMicros: 200 },
+      // A hit's usage marks every input token cached: that is the gateway's cache, not the upstream's.
+      { ...base, cache: 'hit', usage: { inputTokens: 1000, outputTokens: 10, cachedInputTokens: 1000 }, costMicros: 0, attempts: 0 },
+      { ...base, model: 'llama-3', usage: { inputTokens: 50, outputTokens: 5, cachedInputTokens: 80 }, costMicros: 0 },
+    ]);
+    const s = parse(await m.metrics());
+    assert.equal(value(s, 'sluice_upstream_cache_read_tokens_total', { consumer: 'alice', model: 'gpt-4o', provider: 'openai' }), 768);
+    assert.equal(value(s, 'sluice_upstream_cache_read_tokens_total', { consumer: 'alice', model: 'llama-3', provider: 'openai' }), 50, 'never more than the input');
+    assert.equal(value(s, 'sluice_tokens_total', { consumer: 'alice', model: 'gpt-4o', provider: 'openai', gen_ai_token_type: 'input' }), 1100);
+    assert.equal(value(s, 'sluice_cache_tokens_total', { consumer: 'alice', model: 'gpt-4o', gen_ai_token_type: 'input' }), 1000);
+    assert.equal(value(s, 'sluice_cache_requests_total', { model: 'gpt-4o', result: 'semantic-hit' }), 0);
+    assert.equal(value(s, 'sluice_cache_requests_total', { model: 'gpt-4o', result: 'bypass' }), 0);
+    assert.equal(value(s, 'sluice_cache_requests_total', { model: 'llama-3', result: 'miss' }), undefined, 'no cache, no series');
+  });
+
   it('caps long and numerous label values', () => {
     const cap = new LabelCap(2);
     assert.equal(cap.value('a'), 'a');
