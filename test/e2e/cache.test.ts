@@ -43,6 +43,36 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  */
 const shared = (): Promise<void> => sleep(100);
 
+/** The admin scrape: the sum of the series of `name` whose labels include `labels` (0 when none). */
+async function scrape(gw: GatewayProcess): Promise<(name: string, labels?: Record<string, string>) => number> {
+  const lines = (await (await fetch(`${gw.adminUrl}/metrics`)).text()).split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+  return (name, labels = {}) => {
+    let sum = 0;
+    for (const line of lines) {
+      const brace = line.indexOf('{');
+      const space = line.lastIndexOf(' ');
+      if ((brace >= 0 ? line.slice(0, brace) : line.slice(0, space)) !== name) continue;
+      const have = brace >= 0 ? line.slice(brace + 1, line.lastIndexOf('}')) : '';
+      if (Object.entries(labels).every(([k, v]) => have.includes(`${k}="${v}"`))) sum += Number(line.slice(space + 1));
+    }
+    return sum;
+  };
+}
+
+/** Chat requests sent to each gateway through `chat`: each one is a request the cache looks at. */
+const sent = new Map<GatewayProcess, number>();
+
+/**
+ * The scrape once it has every request `chat` sent (metrics are recorded as each request ends,
+ * just after its answer leaves).
+ */
+function settled(gw: GatewayProcess): ReturnType<typeof scrape> {
+  return waitFor('every request in /metrics', async () => {
+    const s = await scrape(gw);
+    return s('sluice_cache_requests_total') === (sent.get(gw) ?? 0) ? s : undefined;
+  });
+}
+
 /** Requests the upstream saw whose last user message is `question`. */
 function upstreamAsked(rec: Recorder, question: string): number {
   return rec.requests.filter((r) => {
@@ -54,6 +84,7 @@ function upstreamAsked(rec: Recorder, question: string): number {
 }
 
 function chat(gw: GatewayProcess, question: string, opts: { who?: Who; extra?: Record<string, unknown>; headers?: Record<string, string>; model?: string } = {}): Promise<RawResponse> {
+  sent.set(gw, (sent.get(gw) ?? 0) + 1);
   const headers: Record<string, string> = { ...(opts.who !== undefined ? { authorization: `Bearer ${KEYS[opts.who]}` } : {}), ...opts.headers };
   return postJson(gw.url, '/v1/chat/completions', { model: opts.model ?? 'chat', messages: [{ role: 'user', content: question }], ...opts.extra }, headers);
 }
@@ -271,54 +302,6 @@ describe('response cache: two workers, consumers, exact and semantic layers', ()
     assert.ok(types.filter((t) => t === 'content_block_delta').length > 1, 'several deltas');
   });
 
-  it('admin /metrics: each cache result counted once over both workers; a hit\'s tokens are cache tokens, not upstream tokens or spend', async () => {
-    /** Sum of the series of `name` whose labels include `labels`, in the admin scrape (all workers). */
-    const scrape = async (): Promise<(name: string, labels: Record<string, string>) => number> => {
-      const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
-      return (name, labels) => {
-        let sum = 0;
-        for (const line of text.split('\n')) {
-          if (!line.startsWith(`${name}{`)) continue;
-          if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-        }
-        return sum;
-      };
-    };
-    const before = await scrape();
-    const q = 'How do I reverse a list in Python?';
-    const miss = await chat(gw, q, { who: 'alice' });
-    assert.equal(cacheStatus(miss), 'miss');
-    await sleep(600); // the vector is computed after the answer, then shared
-    const hit = await chat(gw, q, { who: 'alice' });
-    assert.equal(cacheStatus(hit), 'hit');
-    const semantic = await chat(gw, 'How can I reverse a list in Python?', { who: 'alice' });
-    assert.match(cacheStatus(semantic), /^semantic-hit/);
-    const bypass = await chat(gw, q, { who: 'alice', headers: { 'cache-control': 'no-cache' } });
-    assert.equal(cacheStatus(bypass), 'bypass');
-    const usage = (r: RawResponse): { prompt_tokens: number; completion_tokens: number } => (JSON.parse(r.text) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage;
-
-    const delta = async (name: string, labels: Record<string, string>): Promise<number> => (await scrape())(name, labels) - before(name, labels);
-    // Metrics are recorded as each request ends, after its answer: wait until all four are in.
-    await waitFor('the four requests in /metrics', async () => ((await delta('sluice_cache_requests_total', { model: 'chat' })) >= 4 ? true : undefined));
-    for (const result of ['miss', 'hit', 'semantic-hit', 'bypass']) {
-      assert.equal(await delta('sluice_cache_requests_total', { model: 'chat', result }), 1, result);
-    }
-    const served = usage(hit).prompt_tokens + usage(semantic).prompt_tokens;
-    assert.equal(await delta('sluice_cache_tokens_total', { consumer: 'alice', model: 'chat', gen_ai_token_type: 'input' }), served);
-    assert.equal(
-      await delta('sluice_cache_tokens_total', { consumer: 'alice', model: 'chat', gen_ai_token_type: 'output' }),
-      usage(hit).completion_tokens + usage(semantic).completion_tokens,
-    );
-    // Upstream usage and spend: the miss and the bypass only.
-    assert.equal(
-      await delta('sluice_tokens_total', { consumer: 'alice', model: 'chat', gen_ai_token_type: 'input' }),
-      usage(miss).prompt_tokens + usage(bypass).prompt_tokens,
-    );
-    const cost = await delta('sluice_cost_usd_total', { consumer: 'alice', model: 'chat' });
-    const bought = ((usage(miss).prompt_tokens + usage(bypass).prompt_tokens) * 1000 + (usage(miss).completion_tokens + usage(bypass).completion_tokens) * 1000) / 1e6;
-    assert.ok(Math.abs(cost - bought) < 1e-9, `cost ${cost} is the two upstream answers' ${bought}`);
-  });
-
   it('a reload keeps the entries; with namespace: tenant, consumers of one tenant share', async () => {
     const base = JSON.parse(readFileSync(gw.configPath!, 'utf8')) as Record<string, unknown>;
     const push = async (cache: Record<string, unknown>): Promise<void> => {
@@ -361,11 +344,18 @@ describe('response cache: semantic layer and a saturated pool (one worker, shipp
     const para = await chat(gw, 'what is the boiling point of water at sea level');
     assert.match(cacheStatus(para), /^semantic-hit;score=/);
     assert.ok(answerContent(para.text)?.includes(q));
+    const before = await settled(gw);
     for (const negative of ['What is the freezing point of water at sea level?', 'What is the boiling point of water at 2000 meters?', 'What is the boiling point of milk at sea level?']) {
       const r = await chat(gw, negative);
       assert.equal(cacheStatus(r), 'miss', negative);
       assert.ok(answerContent(r.text)?.includes(negative), 'its own answer');
     }
+    // Each negative is a semantic miss: turned down by the verifier, or never close enough. A
+    // verifier miss rejected at least one candidate.
+    const after = await settled(gw);
+    const delta = (name: string, labels: Record<string, string> = {}): number => after(name, labels) - before(name, labels);
+    assert.equal(delta('sluice_cache_semantic_misses_total', { reason: 'verifier' }) + delta('sluice_cache_semantic_misses_total', { reason: 'no_candidate' }), 3);
+    assert.ok(delta('sluice_cache_verifier_rejections_total') >= delta('sluice_cache_semantic_misses_total', { reason: 'verifier' }));
   });
 
   it('a busy pool is a miss, not a wait: concurrent lookups degrade to misses and all succeed', async () => {
@@ -374,6 +364,7 @@ describe('response cache: semantic layer and a saturated pool (one worker, shipp
     // Trailing spaces: a new exact key each, the same question to the semantic layer.
     const probe = await chat(gw, `${q} `);
     assert.match(cacheStatus(probe), /^semantic-hit/, 'indexed');
+    const before = await settled(gw);
     const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => chat(gw, q + ' '.repeat(i + 2))));
     assert.ok(answers.every((r) => r.status === 200));
     const statuses = answers.map(cacheStatus);
@@ -384,6 +375,12 @@ describe('response cache: semantic layer and a saturated pool (one worker, shipp
     await sleep(500);
     assert.match(cacheStatus(await chat(gw, q + ' '.repeat(60))), /^semantic-hit/);
     assert.equal(upstreamAsked(rec, q), 1 + misses);
+    // On /metrics every one of those misses is the pool's: refused at once (busy) or over budget.
+    const after = await settled(gw);
+    const delta = (name: string, labels: Record<string, string> = {}): number => after(name, labels) - before(name, labels);
+    assert.equal(delta('sluice_cache_requests_total', { result: 'miss' }), misses);
+    assert.equal(delta('sluice_cache_semantic_misses_total', { reason: 'pool_busy' }) + delta('sluice_cache_semantic_misses_total', { reason: 'pool_timeout' }), misses);
+    assert.equal(delta('sluice_cache_semantic_misses_total'), misses);
   });
 });
 
