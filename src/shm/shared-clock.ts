@@ -1,12 +1,4 @@
 /**
- * `performance.now()` reads the same clock (uv_hrtime) from this process's start: adding this
- * process's offset to it gives CLOCK_MONOTONIC ms without the two BigInts per call of
- * `hrtime.bigint() / 1e6n` (this runs several times per request, on limits and endpoint picks).
- * The offset is read once; its error is the microsecond between its two reads.
- */
-const monotonicOrigin = Number(process.hrtime.bigint()) / 1e6 - performance.now();
-
-/**
  * The clock for times stored in shared memory (ejected-until, heartbeats): milliseconds of
  * CLOCK_MONOTONIC.
  *
@@ -24,5 +16,5 @@ const monotonicOrigin = Number(process.hrtime.bigint()) / 1e6 - performance.now(
  * clock, so tests pass their own.
  */
 export function sharedClockMs(): number {
-  return Math.floor(performance.now() + monotonicOrigin);
+  return Number(process.hrtime.bigint() / 1_000_000n);
 }
