@@ -13,27 +13,14 @@ import { ResponseCache } from '../../src/cache/response-cache.js';
 import { WorkerCache } from '../../src/cache/worker-cache.js';
 import { aggregate } from '../../src/observability/metrics.js';
 import { answer, cacheRequest, chat, config } from './helpers.js';
+import { parsePrometheus, seriesValue } from '../helpers/prometheus.js';
 
 const BOW_WORKER = new URL('./fixtures/bow-embed-worker.js', import.meta.url);
 const target = { provider: 'openai', model: 'gpt-4o' };
 const bow = (model = 'bow') => ({ type: 'openai', base_url: 'http://unused.invalid/v1', model });
 
-/** Prometheus text → `name{a="x"}` (labels sorted) → value. */
-function parse(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    assert.ok(m, `unparsable line: ${line}`);
-    const labels = m[2] ? [...m[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => `${l[1]}="${l[2]}"`).sort() : [];
-    out.set(`${m[1]}{${labels.join(',')}}`, Number(m[3]));
-  }
-  return out;
-}
-
-function value(samples: Map<string, number>, name: string, labels: Record<string, string> = {}): number | undefined {
-  return samples.get(`${name}{${Object.entries(labels).map(([k, v]) => `${k}="${v}"`).sort().join(',')}}`);
-}
+const parse = parsePrometheus;
+const value = seriesValue;
 
 async function scrape(source: CacheMetricsSource): Promise<Map<string, number>> {
   const registry = new Registry();

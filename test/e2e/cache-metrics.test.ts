@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { hashKey } from '../../src/governance/keys.js';
 import { cleanupE2E, type GatewayProcess, postJson, type RawResponse, type Recorder, startGateway, startRecorder, waitFor } from '../helpers/index.js';
+import { type Samples, scrapeAdmin } from '../helpers/prometheus.js';
 
 after(cleanupE2E);
 
@@ -40,25 +41,8 @@ function respond(req: { method: string; url: string; body: Buffer }, res: import
   res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
 }
 
-type Samples = (name: string, labels?: Record<string, string>) => number;
-
-/** The admin scrape: the sum of the series of `name` whose labels include `labels` (0 when none). */
-async function scrape(gw: GatewayProcess): Promise<Samples> {
-  const res = await fetch(`${gw.adminUrl}/metrics`);
-  assert.equal(res.status, 200);
-  const lines = (await res.text()).split('\n').filter((l) => l !== '' && !l.startsWith('#'));
-  return (name, labels = {}) => {
-    let sum = 0;
-    for (const line of lines) {
-      const brace = line.indexOf('{');
-      const space = line.lastIndexOf(' ');
-      if ((brace >= 0 ? line.slice(0, brace) : line.slice(0, space)) !== name) continue;
-      const have = brace >= 0 ? line.slice(brace + 1, line.lastIndexOf('}')) : '';
-      if (Object.entries(labels).every(([k, v]) => have.includes(`${k}="${v}"`))) sum += Number(line.slice(space + 1));
-    }
-    return sum;
-  };
-}
+/** The admin scrape, read as sums of series (test/helpers/prometheus.ts). */
+const scrape = (gw: GatewayProcess): Promise<Samples> => scrapeAdmin(gw.adminUrl);
 
 describe('response cache metrics on the admin scrape (two workers, shipped embedder)', () => {
   let gw: GatewayProcess;

@@ -27,6 +27,7 @@ import {
   tempDir,
   waitFor,
 } from '../helpers/index.js';
+import { type Samples, scrapeAdmin } from '../helpers/prometheus.js';
 
 after(cleanupE2E);
 
@@ -43,21 +44,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  */
 const shared = (): Promise<void> => sleep(100);
 
-/** The admin scrape: the sum of the series of `name` whose labels include `labels` (0 when none). */
-async function scrape(gw: GatewayProcess): Promise<(name: string, labels?: Record<string, string>) => number> {
-  const lines = (await (await fetch(`${gw.adminUrl}/metrics`)).text()).split('\n').filter((l) => l !== '' && !l.startsWith('#'));
-  return (name, labels = {}) => {
-    let sum = 0;
-    for (const line of lines) {
-      const brace = line.indexOf('{');
-      const space = line.lastIndexOf(' ');
-      if ((brace >= 0 ? line.slice(0, brace) : line.slice(0, space)) !== name) continue;
-      const have = brace >= 0 ? line.slice(brace + 1, line.lastIndexOf('}')) : '';
-      if (Object.entries(labels).every(([k, v]) => have.includes(`${k}="${v}"`))) sum += Number(line.slice(space + 1));
-    }
-    return sum;
-  };
-}
+/** The admin scrape, read as sums of series (test/helpers/prometheus.ts). */
+const scrape = (gw: GatewayProcess): Promise<Samples> => scrapeAdmin(gw.adminUrl);
 
 /** Chat requests sent to each gateway through `chat`: each one is a request the cache looks at. */
 const sent = new Map<GatewayProcess, number>();

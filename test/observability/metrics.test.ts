@@ -11,41 +11,11 @@ import {
   type MetricsSnapshot,
   type RequestRecord,
 } from '../../src/observability/metrics.js';
+import { parsePrometheus, seriesSum, seriesValue } from '../helpers/prometheus.js';
 
-/** Prometheus text → `name{a="x",b="y"}` (labels sorted) → value. */
-function parse(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    assert.ok(m, `unparsable line: ${line}`);
-    const labels = m[2] ? [...m[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => `${l[1]}="${l[2]}"`).sort() : [];
-    out.set(`${m[1]}{${labels.join(',')}}`, Number(m[3]));
-  }
-  return out;
-}
-
-/** The value of one series; labels given in any order. */
-function value(samples: Map<string, number>, name: string, labels: Record<string, string | number> = {}): number | undefined {
-  const key = `${name}{${Object.entries(labels)
-    .map(([k, v]) => `${k}="${v}"`)
-    .sort()
-    .join(',')}}`;
-  return samples.get(key);
-}
-
-/** Sum of every series of `name` whose labels include `labels`. */
-function total(samples: Map<string, number>, name: string, labels: Record<string, string | number> = {}): number {
-  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  let sum = 0;
-  for (const [key, v] of samples) {
-    const brace = key.indexOf('{');
-    if (key.slice(0, brace) !== name) continue;
-    const have = key.slice(brace + 1, -1).split(',');
-    if (wanted.every((w) => have.includes(w))) sum += v;
-  }
-  return sum;
-}
+const parse = parsePrometheus;
+const value = seriesValue;
+const total = seriesSum;
 
 const base: RequestRecord = {
   model: 'gpt-4o',
