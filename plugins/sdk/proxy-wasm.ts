@@ -342,7 +342,7 @@ export class RootContext {
   onTick(): void {}
   onQueueReady(queueId: u32): void {}
   onHttpCallResponse(token: u32, headers: u32, bodySize: usize, trailers: u32): void {}
-  newHttpContext(id: u32): HttpContext { return new HttpContext(id, this); }
+  newHttpContext(id: u32): HttpContext { return new PassThrough(id, this); }
 }
 
 export class HttpContext {
@@ -355,11 +355,36 @@ export class HttpContext {
   onDone(): bool { return true; }
   onLog(): void {}
   onDelete(): void {}
+  /**
+   * True when this object may serve later requests once its own is over: the SDK keeps it and hands
+   * it out again (with the new `id`, after `reset()`) instead of asking the root for a new one. A
+   * plugin that allocates nothing else per request then allocates nothing at all, and the
+   * collector has no work. Say yes only when the class keeps no per-request state, or clears it in
+   * `reset()`: field initializers run once per object, not once per request.
+   */
+  reusable(): bool { return false; }
+  /** Called before a kept context serves another request. */
+  reset(): void {}
+}
+
+/** What the default root makes: continues every callback, keeps nothing, so it is reused. */
+class PassThrough extends HttpContext {
+  reusable(): bool { return true; }
 }
 
 let rootFactory: (id: u32) => RootContext = (id: u32): RootContext => new RootContext(id);
 let root: RootContext | null = null;
-const contexts = new Map<u32, HttpContext>();
+
+// Live contexts by id: a slot per `id & SLOT_MASK`, and a map for the rare id whose slot is taken.
+// Hosts number contexts in sequence, so the slots hold every context of a normal load and a lookup
+// is an index, not a hash (this runs for every callback).
+const SLOTS: i32 = 256;
+const SLOT_MASK: u32 = <u32>SLOTS - 1;
+const slots = new StaticArray<HttpContext | null>(SLOTS);
+const overflow = new Map<u32, HttpContext>();
+/** Finished contexts that said they are reusable. */
+const spare = new Array<HttpContext>();
+const MAX_SPARE: i32 = 64;
 
 export function setRootContextFactory(f: (id: u32) => RootContext): void {
   rootFactory = f;
@@ -372,12 +397,27 @@ export function rootContext(): RootContext {
 // Called from the exported callbacks (exports.ts).
 
 export function _createContext(id: u32, parent: u32): void {
-  if (parent == 0) root = rootFactory(id);
-  else contexts.set(id, root!.newHttpContext(id));
+  if (parent == 0) {
+    root = rootFactory(id);
+    return;
+  }
+  let ctx: HttpContext;
+  if (spare.length > 0) {
+    ctx = spare.pop();
+    ctx.id = id;
+    ctx.reset();
+  } else {
+    ctx = root!.newHttpContext(id);
+  }
+  const at = <i32>(id & SLOT_MASK);
+  if (unchecked(slots[at]) === null) unchecked((slots[at] = ctx));
+  else overflow.set(id, ctx);
 }
 
 export function _http(id: u32): HttpContext {
-  return contexts.get(id);
+  const ctx = unchecked(slots[<i32>(id & SLOT_MASK)]);
+  if (ctx !== null && ctx.id == id) return ctx;
+  return overflow.get(id);
 }
 
 export function _isRoot(id: u32): bool {
@@ -385,8 +425,15 @@ export function _isRoot(id: u32): bool {
 }
 
 export function _delete(id: u32): void {
-  if (contexts.has(id)) {
-    contexts.get(id).onDelete();
-    contexts.delete(id);
+  const at = <i32>(id & SLOT_MASK);
+  let ctx = unchecked(slots[at]);
+  if (ctx !== null && ctx.id == id) {
+    unchecked((slots[at] = null));
+  } else {
+    if (!overflow.has(id)) return;
+    ctx = overflow.get(id);
+    overflow.delete(id);
   }
+  ctx!.onDelete();
+  if (ctx!.reusable() && spare.length < MAX_SPARE) spare.push(ctx!);
 }

@@ -42,6 +42,7 @@ function deny(reason: string): void {
 }
 
 class Auth extends HttpContext {
+  reusable(): bool { return true; }
   onRequestHeaders(n: u32, eos: bool): Action {
     const headers = new Array<Pair>();
     headers.push(new Pair(":method", "GET"));

@@ -99,6 +99,7 @@ class RewriterRoot extends RootContext {
 }
 
 class Rewriter extends HttpContext {
+  reusable(): bool { return true; }
   onRequestHeaders(n: u32, eos: bool): Action {
     apply(MapType.RequestHeaders, requestEdits);
     return Action.Continue;

@@ -40,6 +40,7 @@ class BlockerRoot extends RootContext {
 }
 
 class Blocker extends HttpContext {
+  reusable(): bool { return true; }
   onRequestBody(size: usize, eos: bool): Action {
     if (!eos) return Action.Pause; // wait for the whole body
     const body = getBufferString(BufferType.RequestBody);

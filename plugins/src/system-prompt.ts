@@ -29,6 +29,7 @@ class PromptRoot extends RootContext {
 }
 
 class PromptAdder extends HttpContext {
+  reusable(): bool { return true; }
   onRequestBody(size: usize, eos: bool): Action {
     if (!eos) return Action.Pause;
     const text = getBufferString(BufferType.RequestBody);

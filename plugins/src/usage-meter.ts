@@ -72,6 +72,12 @@ class Meter extends HttpContext {
   started: u64 = 0;
   count: u64 = 0;
 
+  reusable(): bool { return true; }
+  reset(): void {
+    this.started = 0;
+    this.count = 0;
+  }
+
   onRequestHeaders(n: u32, eos: bool): Action {
     this.started = nowNanos();
     incrementMetric(inFlight, 1);
