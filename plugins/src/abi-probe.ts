@@ -4,6 +4,7 @@
 //   trap            execute `unreachable`
 //   grow            allocate until memory runs out
 //   spin:<ms>       busy-wait that long inside the callback
+//   spin-log:<ms>   busy-wait that long in on_log (after the request)
 //   close           proxy_close_stream on the request
 //   pause           return Pause and never resume
 //   bad-body        replace the request body with bytes that are not JSON
@@ -21,6 +22,11 @@ import {
 
 let hoard = new Array<ArrayBuffer>();
 
+function spin(ms: string): void {
+  const until = nowNanos() + <u64>I32.parseInt(ms) * 1000000;
+  while (nowNanos() < until) {}
+}
+
 class Probe extends HttpContext {
   mode: string = "";
 
@@ -36,10 +42,7 @@ class Probe extends HttpContext {
     if (mode == "grow") {
       for (;;) hoard.push(new ArrayBuffer(1 << 20));
     }
-    if (mode.startsWith("spin:")) {
-      const until = nowNanos() + <u64>I32.parseInt(mode.substring(5)) * 1000000;
-      while (nowNanos() < until) {}
-    }
+    if (mode.startsWith("spin:")) spin(mode.substring(5));
     if (mode == "close") {
       closeStream(StreamType.Request);
       return Action.Pause;
@@ -122,6 +125,7 @@ class Probe extends HttpContext {
 
   onLog(): void {
     if (this.mode == "defer-done") setSharedData("probe-logged", "yes", 0);
+    if (this.mode.startsWith("spin-log:")) spin(this.mode.substring(9));
   }
 }
 

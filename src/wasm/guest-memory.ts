@@ -10,6 +10,20 @@ import { Status, type StatusCode } from './abi-constants.js';
 
 type Allocate = (size: number) => number;
 
+/** Per byte: 0 not allowed in a header name, 1 a token character, 2 an upper-case letter. */
+const NAME_BYTES = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") NAME_BYTES[c.charCodeAt(0)] = 1;
+for (let c = 65; c <= 90; c++) NAME_BYTES[c] = 2;
+
+/**
+ * Recently decoded short ASCII names and values, by a hash of their bytes. Plugins send the same few
+ * header names and configured values on every request; finding them here costs a few compares, where
+ * decoding means a call into the runtime and a new string each time.
+ */
+const RECENT_SLOTS = 512;
+const RECENT_MAX_LENGTH = 64;
+const recent: string[] = new Array<string>(RECENT_SLOTS).fill('');
+
 export class GuestMemory {
   private memory: WasmMemory | undefined;
   private allocate: Allocate | undefined;
@@ -70,6 +84,63 @@ export class GuestMemory {
     this.refresh();
     if (p + n > this.u8.byteLength) return undefined;
     return this.buf.toString('utf8', p, p + n);
+  }
+
+  /**
+   * A header name from the guest, lower-cased: null when it is not an HTTP token (optionally after
+   * one ':', for pseudo-headers), undefined when out of bounds.
+   */
+  fieldName(ptr: number, len: number): string | null | undefined {
+    const p = ptr >>> 0;
+    const n = len >>> 0;
+    const u8 = this.refresh();
+    if (p + n > u8.byteLength) return undefined;
+    const from = n > 0 && u8[p] === 58 /* ':' */ ? p + 1 : p;
+    if (from === p + n) return null;
+    let hash = n;
+    let upper = false;
+    for (let i = from; i < p + n; i++) {
+      const c = u8[i]!;
+      const kind = NAME_BYTES[c];
+      if (kind === 0) return null;
+      if (kind === 2) upper = true;
+      hash = (Math.imul(hash, 31) + c) | 0;
+    }
+    if (upper) return this.buf.toString('latin1', p, p + n).toLowerCase();
+    return this.ascii(u8, p, n, hash);
+  }
+
+  /** A header value from the guest: null when it holds CR, LF or NUL, undefined when out of bounds. */
+  fieldValue(ptr: number, len: number): string | null | undefined {
+    const p = ptr >>> 0;
+    const n = len >>> 0;
+    const u8 = this.refresh();
+    if (p + n > u8.byteLength) return undefined;
+    if (n === 0) return '';
+    let hash = n;
+    let ascii = true;
+    for (let i = p; i < p + n; i++) {
+      const c = u8[i]!;
+      if (c === 13 || c === 10 || c === 0) return null;
+      if (c > 127) ascii = false;
+      hash = (Math.imul(hash, 31) + c) | 0;
+    }
+    return ascii ? this.ascii(u8, p, n, hash) : this.buf.toString('utf8', p, p + n);
+  }
+
+  /** ASCII bytes as a string, from the recent ones when they match. */
+  private ascii(u8: Uint8Array, p: number, n: number, hash: number): string {
+    if (n > RECENT_MAX_LENGTH) return this.buf.toString('latin1', p, p + n);
+    const slot = hash & (RECENT_SLOTS - 1);
+    const known = recent[slot]!;
+    if (known.length === n) {
+      let i = 0;
+      while (i < n && known.charCodeAt(i) === u8[p + i]) i++;
+      if (i === n) return known;
+    }
+    const fresh = this.buf.toString('latin1', p, p + n);
+    recent[slot] = fresh;
+    return fresh;
   }
 
   writeU32(ptr: number, value: number): boolean {

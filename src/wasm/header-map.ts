@@ -4,31 +4,92 @@
  * value followed by a NUL byte; little-endian.
  */
 
+import type { RequestContext } from '../pipeline/context.js';
+
 export type HeaderPairs = [string, string][];
 
+const ADD = 0;
+const REPLACE = 1;
+const REMOVE = 2;
+
+/** Where a map over a record finds the fields that are not in the record (`:method`, `:status` …). */
+export type PseudoFields = (ctx: RequestContext) => HeaderPairs;
+
+const NO_PSEUDO: PseudoFields = () => [];
+
+/**
+ * A header map. Names passed to its methods must already be lower-case (the host functions lower-case
+ * what the guest sends).
+ *
+ * A map made with `over(record)` is a view: until something needs the pairs in order (the whole map,
+ * its size or serialized form, a whole-map replace), it keeps only the plugin's edits, as a log
+ * replayed over the record per name. A typical plugin reads or sets a header or two per request, and
+ * building the whole list of pairs would cost more than the plugin.
+ */
 export class HeaderMap {
   /** Bumped on every change, so the host writes back only maps that changed since it last looked. */
   version = 0;
   /** Names changed since the host last took them: write-back touches only these. */
   private touched: string[] | undefined = undefined;
+  /** The pairs, once built (always, for a map made from pairs). */
+  private list: HeaderPairs | undefined;
+  private base: Readonly<Record<string, string>> | undefined = undefined;
+  private pseudo: PseudoFields = NO_PSEUDO;
+  private pseudoOf: RequestContext | undefined = undefined;
+  private pseudoPairs: HeaderPairs | undefined = undefined;
+  /** Edits over `base` while `list` is not built: op, name, value, op, name, value … */
+  private log: (number | string)[] | undefined = undefined;
 
-  constructor(public pairs: HeaderPairs = []) {}
+  constructor(pairs: HeaderPairs = []) {
+    this.list = pairs;
+  }
 
-  static fromRecord(record: Readonly<Record<string, string>>, pseudo?: HeaderPairs): HeaderMap {
-    const pairs: HeaderPairs = pseudo ? pseudo.slice() : [];
-    for (const k in record) pairs.push([k, record[k]!]);
-    return new HeaderMap(pairs);
+  /** A view of `record` (one value per name) preceded by the pseudo-fields `pseudo(ctx)` lists. */
+  static over(record: Readonly<Record<string, string>>, pseudo: PseudoFields, ctx: RequestContext): HeaderMap {
+    const m = new HeaderMap();
+    m.list = undefined;
+    m.base = record;
+    m.pseudo = pseudo;
+    m.pseudoOf = ctx;
+    return m;
+  }
+
+  get pairs(): HeaderPairs {
+    return this.list ?? this.build();
+  }
+
+  set pairs(pairs: HeaderPairs) {
+    this.list = pairs;
+    this.base = undefined;
+    this.log = undefined;
   }
 
   get size(): number {
-    return this.pairs.length;
+    if (this.list !== undefined) return this.list.length;
+    if (this.log !== undefined) return this.build().length;
+    let n = this.pseudoFields().length;
+    for (const _ in this.base) n++;
+    return n;
   }
 
   /** The first value; repeated fields are rare in what a gateway sees and SDKs expect one string. */
-  get(name: string): string | undefined {
-    const key = name.toLowerCase();
-    for (const [k, v] of this.pairs) if (k === key) return v;
+  get(key: string): string | undefined {
+    const list = this.list;
+    if (list === undefined) return this.fold(key, false);
+    for (let i = 0; i < list.length; i++) if (list[i]![0] === key) return list[i]![1];
     return undefined;
+  }
+
+  /** All values of a name folded with ", " (RFC 9110 list syntax); undefined when absent. */
+  joined(key: string): string | undefined {
+    const list = this.list;
+    if (list === undefined) return this.fold(key, true);
+    let out: string | undefined;
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i]!;
+      if (p[0] === key) out = out === undefined ? p[1] : `${out}, ${p[1]}`;
+    }
+    return out;
   }
 
   private touch(key: string): void {
@@ -43,22 +104,31 @@ export class HeaderMap {
     return t;
   }
 
-  /** All values of a name folded with ", " (RFC 9110 list syntax); undefined when absent. */
-  joined(key: string): string | undefined {
-    let out: string | undefined;
-    for (const [k, v] of this.pairs) if (k === key) out = out === undefined ? v : `${out}, ${v}`;
-    return out;
-  }
-
-  add(name: string, value: string): void {
-    const key = name.toLowerCase();
-    this.pairs.push([key, value]);
+  add(key: string, value: string): void {
+    if (this.list === undefined) this.record(ADD, key, value);
+    else this.list.push([key, value]);
     this.touch(key);
   }
 
-  replace(name: string, value: string): void {
-    const key = name.toLowerCase();
-    const pairs = this.pairs;
+  replace(key: string, value: string): void {
+    if (this.list === undefined) this.record(REPLACE, key, value);
+    else this.replaceIn(this.list, key, value);
+    this.touch(key);
+  }
+
+  remove(key: string): void {
+    // Removing what is not there (a rewriter's `remove` on most requests) changes nothing to write back.
+    if (this.list === undefined) {
+      if (this.fold(key, false) === undefined) return;
+      this.record(REMOVE, key, '');
+    } else {
+      if (!this.list.some((p) => p[0] === key)) return;
+      this.list = this.list.filter((p) => p[0] !== key);
+    }
+    this.touch(key);
+  }
+
+  private replaceIn(pairs: HeaderPairs, key: string, value: string): void {
     let first = -1;
     let repeats = false;
     for (let i = 0; i < pairs.length; i++) {
@@ -70,35 +140,42 @@ export class HeaderMap {
     if (!repeats) {
       if (first >= 0) pairs[first] = [key, value];
       else pairs.push([key, value]);
-      this.touch(key);
       return;
     }
     let seen = false;
     const out: HeaderPairs = [];
-    for (const p of this.pairs) {
+    for (const p of pairs) {
       if (p[0] !== key) out.push(p);
       else if (!seen) {
         out.push([key, value]);
         seen = true;
       }
     }
-    if (!seen) out.push([key, value]);
-    this.pairs = out;
-    this.touch(key);
-  }
-
-  remove(name: string): void {
-    const key = name.toLowerCase();
-    // Removing what is not there (a rewriter's `remove` on most requests) changes nothing to write back.
-    if (!this.pairs.some((p) => p[0] === key)) return;
-    this.pairs = this.pairs.filter((p) => p[0] !== key);
-    this.touch(key);
+    this.list = out;
   }
 
   setAll(pairs: HeaderPairs): void {
     for (const [k] of this.pairs) this.touch(k);
     this.pairs = pairs.map(([k, v]) => [k.toLowerCase(), v]);
     for (const [k] of this.pairs) this.touch(k);
+  }
+
+  /**
+   * The record this view reads is about to receive the edits made so far (the host writes them
+   * back): forget them, so that reads do not apply them twice. A view whose edits a record cannot
+   * hold exactly (repeated fields, pseudo-fields) builds its pairs now, from the record as it still
+   * is, and no longer follows the record.
+   */
+  settle(): void {
+    const log = this.log;
+    if (log === undefined) return;
+    for (let i = 0; i < log.length; i += 3) {
+      if (log[i] === ADD || (log[i + 1] as string).charCodeAt(0) === 58 /* ':' */) {
+        this.build();
+        return;
+      }
+    }
+    this.log = undefined;
   }
 
   /** Folds repeats with ", " (RFC 9110 list syntax) for a one-value-per-name record. */
@@ -109,6 +186,63 @@ export class HeaderMap {
       out[k] = k in out ? `${out[k]}, ${v}` : v;
     }
     return out;
+  }
+
+  // ── the view over a record ────────────────────────────────────────────────────────────────
+
+  private record(op: number, key: string, value: string): void {
+    (this.log ??= []).push(op, key, value);
+  }
+
+  private pseudoFields(): HeaderPairs {
+    return (this.pseudoPairs ??= this.pseudo(this.pseudoOf!));
+  }
+
+  /** The name's first value (or all of them joined) as the base plus the edits logged so far. */
+  private fold(key: string, join: boolean): string | undefined {
+    let value: string | undefined;
+    if (key.charCodeAt(0) === 58 /* ':' */) {
+      for (const p of this.pseudoFields()) {
+        if (p[0] === key) {
+          value = p[1];
+          break;
+        }
+      }
+    } else {
+      const v = this.base![key];
+      // Own string values only: `constructor` and friends come from the prototype.
+      if (typeof v === 'string') value = v;
+    }
+    const log = this.log;
+    if (log === undefined) return value;
+    for (let i = 0; i < log.length; i += 3) {
+      if (log[i + 1] !== key) continue;
+      const op = log[i];
+      const v = log[i + 2] as string;
+      if (op === REPLACE) value = v;
+      else if (op === REMOVE) value = undefined;
+      else if (value === undefined) value = v;
+      else if (join) value = `${value}, ${v}`;
+    }
+    return value;
+  }
+
+  /** The pairs in order: pseudo-fields, the record's fields, then the logged edits replayed on them. */
+  private build(): HeaderPairs {
+    const pairs = this.pseudoFields().slice();
+    const base = this.base!;
+    for (const k in base) pairs.push([k, base[k]!]);
+    const log = this.log;
+    this.pairs = pairs;
+    if (log !== undefined) {
+      for (let i = 0; i < log.length; i += 3) {
+        const key = log[i + 1] as string;
+        if (log[i] === ADD) this.list!.push([key, log[i + 2] as string]);
+        else if (log[i] === REPLACE) this.replaceIn(this.list!, key, log[i + 2] as string);
+        else this.list = this.list!.filter((p) => p[0] !== key);
+      }
+    }
+    return this.list!;
   }
 }
 

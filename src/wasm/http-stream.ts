@@ -1,21 +1,39 @@
 /**
  * The host's state for one request seen by one plugin: the proxy-wasm "HTTP context". It holds the
- * plugin's view of the request (header maps built lazily from the RequestContext, body bytes) and the
- * pause/resume handshake between an async filter hook and the plugin.
+ * plugin's view of the request (header maps over the RequestContext's records, body bytes), the
+ * instance the request is bound to, and the pause/resume handshake between an async filter hook and
+ * the plugin.
+ *
+ * One object per request and plugin, and nothing else unless the plugin asks for it: in a gateway
+ * worker every request meets the plugin with cold caches, so each extra object or map costs more in
+ * cache misses than in instructions.
  */
 
 import type { RequestContext } from '../pipeline/context.js';
 import type { FilterResult, LocalReply } from '../pipeline/filter.js';
 import { HeaderMap, type HeaderPairs } from './header-map.js';
+import type { PluginVm } from './plugin-vm.js';
 
-export type StreamPhase = 'request' | 'response';
+function requestPseudoFields(ctx: RequestContext): HeaderPairs {
+  return [
+    [':method', ctx.method],
+    [':path', ctx.path],
+    [':authority', ctx.headers['host'] ?? ''],
+    [':scheme', 'http'],
+  ];
+}
+const REQUEST_PSEUDO_COUNT = 4;
+
+function responsePseudoFields(ctx: RequestContext): HeaderPairs {
+  return ctx.status ? [[':status', String(ctx.status)]] : [];
+}
 
 export class HttpStream {
-  private reqHeaders: HeaderMap | undefined;
-  private resHeaders: HeaderMap | undefined;
-  private reqTrailers: HeaderMap | undefined;
-  private resTrailers: HeaderMap | undefined;
-  private props: Map<string, Uint8Array> | undefined;
+  private reqHeaders: HeaderMap | undefined = undefined;
+  private resHeaders: HeaderMap | undefined = undefined;
+  private reqTrailers: HeaderMap | undefined = undefined;
+  private resTrailers: HeaderMap | undefined = undefined;
+  private props: Map<string, Uint8Array> | undefined = undefined;
 
   /**
    * The request body as the plugin sees it. Set as a string or bytes by the filter; encoded to bytes
@@ -33,6 +51,8 @@ export class HttpStream {
   /** Header versions the host last wrote back to the RequestContext. */
   appliedRequestHeaders = 0;
   appliedResponseHeaders = 0;
+  /** Upstream header names this plugin put into ctx.upstreamHeaderEdits.set. */
+  setKeys: string[] | undefined = undefined;
 
   /** While a filter hook waits for the plugin: the function that ends the wait. */
   private waiter: ((result: FilterResult) => void) | undefined = undefined;
@@ -45,6 +65,8 @@ export class HttpStream {
   failed = false;
   requestHeadersDelivered = false;
   responseHeadersDelivered = false;
+  /** The last response body callback had end_of_stream set. */
+  responseEos = false;
   /** proxy_on_done returned false: on_log/on_delete wait for proxy_done. */
   awaitingDone = false;
   deleted = false;
@@ -52,21 +74,13 @@ export class HttpStream {
   constructor(
     readonly id: number,
     readonly ctx: RequestContext,
+    /** The instance this request started on; it finishes there even if a reload or trap replaces it. */
+    readonly vm: PluginVm,
   ) {}
 
   /** The request's fields plus the pseudo-headers Envoy plugins read (`:path`, `:method`, …). */
   get requestHeaders(): HeaderMap {
-    if (this.reqHeaders === undefined) {
-      const ctx = this.ctx;
-      const pseudo: HeaderPairs = [
-        [':method', ctx.method],
-        [':path', ctx.path],
-        [':authority', ctx.headers['host'] ?? ''],
-        [':scheme', 'http'],
-      ];
-      this.reqHeaders = HeaderMap.fromRecord(ctx.headers, pseudo);
-    }
-    return this.reqHeaders;
+    return (this.reqHeaders ??= HeaderMap.over(this.ctx.headers, requestPseudoFields, this.ctx));
   }
 
   /** True when the plugin changed the request headers since the host last wrote them back. */
@@ -121,10 +135,10 @@ export class HttpStream {
     this.reqBodySize = bytes?.byteLength ?? 0;
   }
 
-  /** Counted without building the map: the common plugin never asks for the pairs. */
+  /** Counted without a map: the common plugin never asks for the pairs. */
   requestHeaderCount(): number {
     if (this.reqHeaders !== undefined) return this.reqHeaders.size;
-    let n = 4;
+    let n = REQUEST_PSEUDO_COUNT;
     for (const _ in this.ctx.headers) n++;
     return n;
   }
@@ -136,13 +150,12 @@ export class HttpStream {
     return n;
   }
 
-  /** Rebuilt per response-headers phase, because other filters write ctx.responseHeaders too. */
+  /**
+   * A view over ctx.responseHeaders, made again for each response-headers phase because other
+   * filters write that record too.
+   */
   get responseHeaders(): HeaderMap {
-    if (this.resHeaders === undefined) {
-      const status = this.ctx.status;
-      this.resHeaders = HeaderMap.fromRecord(this.ctx.responseHeaders, status ? [[':status', String(status)]] : []);
-    }
-    return this.resHeaders;
+    return (this.resHeaders ??= HeaderMap.over(this.ctx.responseHeaders, responsePseudoFields, this.ctx));
   }
 
   resetResponseHeaders(): void {

@@ -20,17 +20,8 @@ import { localError, type Filter, type FilterResult, type ResponseEvent } from '
 import { compilePattern, matchesAny } from '../routing/pattern.js';
 import { Action } from './abi-constants.js';
 import type { PluginConfig } from './config.js';
-import type { HttpStream } from './http-stream.js';
+import { HttpStream } from './http-stream.js';
 import type { PluginRuntime } from './plugin-runtime.js';
-import type { PluginVm } from './plugin-vm.js';
-
-interface Binding {
-  vm: PluginVm;
-  stream: HttpStream;
-  /** Upstream header names this plugin put into ctx.upstreamHeaderEdits.set. */
-  setKeys: Set<string> | undefined;
-  responseEos: boolean;
-}
 
 /** Facts the filter needs that RequestContext does not carry (yet); the gateway provides them. */
 export interface RequestFacts {
@@ -43,9 +34,18 @@ export interface RequestFacts {
   rawBody?(ctx: RequestContext): Uint8Array | undefined;
 }
 
-
 type HookResult = FilterResult | Promise<FilterResult>;
 
+/** Which request phase a callback belongs to, i.e. what to write back after it. */
+const HEADERS = 0;
+const BODY = 1;
+type RequestPhase = typeof HEADERS | typeof BODY;
+
+/*
+ * Every request pays for what this file touches with cold caches (in a worker, the server, codecs
+ * and the upstream client run between two plugin calls), so the hooks allocate nothing but the
+ * stream, keep the settings they read per request in the filter itself, and make no closures.
+ */
 export class WasmPluginFilter implements Filter {
   readonly name: string;
   onRequestHeaders?: (ctx: RequestContext) => HookResult;
@@ -55,10 +55,17 @@ export class WasmPluginFilter implements Filter {
   onDone?: (ctx: RequestContext) => void;
 
   private readonly config: PluginConfig;
-  private readonly bindings = new WeakMap<RequestContext, Binding>();
-  private readonly inScope: (ctx: RequestContext) => boolean;
+  private readonly bindings = new WeakMap<RequestContext, HttpStream>();
+  /** Undefined when the plugin sees every request. */
+  private readonly inScope: ((ctx: RequestContext) => boolean) | undefined;
   /** Model/route scope can only be decided after the body is parsed. */
   private readonly deferHeaders: boolean;
+  private readonly callRequestHeaders: boolean;
+  private readonly callRequestBody: boolean;
+  private readonly callResponseHeaders: boolean;
+  private readonly callResponseBody: boolean;
+  private readonly callMs: number;
+  private readonly failOpen: boolean;
   private warnedResponsePause = false;
 
   constructor(
@@ -75,13 +82,19 @@ export class WasmPluginFilter implements Filter {
     this.deferHeaders = models !== undefined || routes !== undefined;
     this.inScope =
       models === undefined && routes === undefined && consumers === undefined
-        ? () => true
+        ? undefined
         : (ctx) =>
             (models === undefined || matchesAny(models, ctx.model)) &&
             (routes === undefined || (ctx.route !== undefined && routes.has(ctx.route.plan.name))) &&
             (consumers === undefined || consumers.has(facts.consumer?.(ctx) ?? '\0'));
 
     const p = config.phases;
+    this.callRequestHeaders = p.request_headers;
+    this.callRequestBody = p.request_body;
+    this.callResponseHeaders = p.response_headers;
+    this.callResponseBody = p.response_body;
+    this.callMs = config.limits.call_ms;
+    this.failOpen = config.fail === 'open';
     // Hooks are own properties only when needed: the chain skips filters without a hook, and a
     // declared onResponseEvent would force the gateway to decode answers.
     if (!this.deferHeaders) this.onRequestHeaders = (ctx) => this.requestHeaders(ctx);
@@ -98,114 +111,124 @@ export class WasmPluginFilter implements Filter {
   // ── phases ────────────────────────────────────────────────────────────────────────────────
 
   private requestHeaders(ctx: RequestContext): HookResult {
-    if (!this.inScope(ctx)) return undefined;
-    const b = this.begin(ctx);
-    if (b === undefined || !('stream' in b)) return b;
-    if (!this.config.phases.request_headers) return undefined;
-    return this.run(b, () => b.vm.onRequestHeaders(b.stream, false), () => this.applyRequestHeaders(b));
+    if (this.inScope !== undefined && !this.inScope(ctx)) return undefined;
+    const started = performance.now();
+    const s = this.begin(ctx);
+    if (!(s instanceof HttpStream)) return s;
+    if (!this.callRequestHeaders) return undefined;
+    return this.callRequest(s, HEADERS, started);
   }
 
   private requestBody(ctx: RequestContext): HookResult {
-    let b = this.bindings.get(ctx);
-    if (b === undefined) {
-      if (!this.deferHeaders || !this.inScope(ctx)) return undefined;
-      const started = this.begin(ctx);
-      if (started === undefined || !('stream' in started)) return started;
-      b = started;
-      if (this.config.phases.request_headers) {
-        const bound = b;
-        const r = this.run(bound, () => bound.vm.onRequestHeaders(bound.stream, false), () =>
-          this.applyRequestHeaders(bound),
-        );
+    let s = this.bindings.get(ctx);
+    if (s === undefined) {
+      if (!this.deferHeaders || !this.inScope!(ctx)) return undefined;
+      const started = performance.now();
+      const begun = this.begin(ctx);
+      if (!(begun instanceof HttpStream)) return begun;
+      s = begun;
+      if (this.callRequestHeaders) {
+        const bound = s;
+        const r = this.callRequest(bound, HEADERS, started);
         if (r instanceof Promise) return r.then((res) => res ?? this.body(bound));
         if (r) return r;
       }
     }
-    return this.body(b);
+    return this.body(s);
   }
 
-  private body(b: Binding): HookResult {
-    if (!this.config.phases.request_body || !this.alive(b)) return undefined;
-    const s = b.stream;
+  private body(s: HttpStream): HookResult {
+    if (!this.callRequestBody || !alive(s)) return undefined;
     const raw = s.ctx.bodyChanged ? undefined : this.facts.rawBody?.(s.ctx);
     if (raw !== undefined) s.setRequestBodyBytes(raw);
     else s.setRequestBodyText(JSON.stringify(s.ctx.body));
-    return this.run(
-      b,
-      () => b.vm.onRequestBody(s, s.requestBodySize, true),
-      () => {
-        this.applyRequestHeaders(b);
-        this.applyRequestBody(b);
-      },
-    );
+    return this.callRequest(s, BODY, performance.now());
   }
 
   private responseHeaders(ctx: RequestContext): void {
-    const b = this.bindings.get(ctx);
-    if (b === undefined || !this.alive(b)) return;
-    if (b.stream.responseHeadersDelivered) {
-      // Already delivered before the first event (non-streamed answers run events first).
-      return;
-    }
-    this.deliverResponseHeaders(b);
+    const s = this.bindings.get(ctx);
+    // Already delivered before the first event when non-streamed answers run events first.
+    if (s === undefined || !alive(s) || s.responseHeadersDelivered) return;
+    this.deliverResponseHeaders(s);
   }
 
-  private deliverResponseHeaders(b: Binding): void {
-    b.stream.resetResponseHeaders();
-    this.runSync(b, () => b.vm.onResponseHeaders(b.stream, false), () => this.applyResponseHeaders(b));
+  /** Response phases cannot wait or answer within the filter contract: Pause counts as Continue. */
+  private deliverResponseHeaders(s: HttpStream): void {
+    s.resetResponseHeaders();
+    const started = performance.now();
+    let action: number;
+    try {
+      action = s.vm.onResponseHeaders(s, false);
+    } catch (err) {
+      this.noteFailure(s, err);
+      return;
+    }
+    if (!this.withinLimit(s, started)) return;
+    this.applyResponseHeaders(s);
+    this.afterResponseCallback(s, action);
   }
 
   private responseEvent(ctx: RequestContext, ev: ResponseEvent): void {
-    const b = this.bindings.get(ctx);
-    if (b === undefined || !this.alive(b)) return;
-    const s = b.stream;
-    if (!s.responseHeadersDelivered && this.config.phases.response_headers) this.deliverResponseHeaders(b);
-    if (!this.alive(b)) return;
+    const s = this.bindings.get(ctx);
+    if (s === undefined || !alive(s)) return;
+    if (!s.responseHeadersDelivered && this.callResponseHeaders) this.deliverResponseHeaders(s);
+    if (!alive(s)) return;
     const eos = ev.type === 'response' || ev.type === 'error';
     const payload = ev.type === 'response' ? ev.response : ev.type === 'error' ? errorPayload(ev.error) : ev;
     s.responseBody = Buffer.from(JSON.stringify(payload), 'utf8');
     s.responseBodyEdited = false;
-    if (eos) b.responseEos = true;
-    this.runSync(b, () => b.vm.onResponseBody(s, s.responseBody!.byteLength, eos), () => {
-      if (s.responseBodyEdited && ev.type !== 'error') this.applyResponseBody(b, payload as Record<string, unknown>);
-    });
+    if (eos) s.responseEos = true;
+    const started = performance.now();
+    let action: number;
+    try {
+      action = s.vm.onResponseBody(s, s.responseBody.byteLength, eos);
+    } catch (err) {
+      this.noteFailure(s, err);
+      return;
+    }
+    if (!this.withinLimit(s, started)) return;
+    if (s.responseBodyEdited && ev.type !== 'error') this.applyResponseBody(s, payload as Record<string, unknown>);
+    this.afterResponseCallback(s, action);
   }
 
   private done(ctx: RequestContext): void {
-    const b = this.bindings.get(ctx);
-    if (b === undefined) return;
+    const s = this.bindings.get(ctx);
+    if (s === undefined) return;
     this.bindings.delete(ctx);
-    const { vm, stream } = b;
+    const vm = s.vm;
     // The exchange ended while the plugin held the request (client gone): release the waiting hook
     // so nothing stays pending; the server checks ctx.aborted before going on.
-    if (stream.paused) stream.resume(undefined);
-    if (!this.alive(b)) {
-      vm.forgetStream(stream);
+    if (s.paused) s.resume(undefined);
+    if (!alive(s)) {
+      vm.forgetStream(s);
       return;
     }
+    const started = performance.now();
     try {
-      if (this.config.phases.response_body && stream.responseHeadersDelivered && !b.responseEos) {
+      if (this.callResponseBody && s.responseHeadersDelivered && !s.responseEos) {
         // The spec's last chunk: plugins that buffer until end_of_stream see it.
-        stream.responseBody = new Uint8Array(0);
-        vm.onResponseBody(stream, 0, true);
+        s.responseBody = new Uint8Array(0);
+        vm.onResponseBody(s, 0, true);
       }
-      vm.finishStream(stream);
+      vm.finishStream(s);
     } catch (err) {
-      this.noteFailure(b, err);
-      vm.forgetStream(stream);
+      this.noteFailure(s, err);
+      vm.forgetStream(s);
+      return;
     }
+    this.withinLimit(s, started);
   }
 
   // ── plumbing ──────────────────────────────────────────────────────────────────────────────
 
-  /** A binding, or the fail-policy result when the plugin is unavailable or traps at once. */
-  private begin(ctx: RequestContext): Binding | FilterResult {
+  /** A stream, or the fail-policy result when the plugin is unavailable or traps at once. */
+  private begin(ctx: RequestContext): HttpStream | FilterResult {
     // The client left (and onDone ran) while an earlier filter waited: nothing would end this context.
     if (ctx.aborted) return undefined;
     const vm = this.runtime.acquire();
     if (vm === undefined) {
       this.runtime.stats.unavailable++;
-      return this.config.fail === 'open'
+      return this.failOpen
         ? undefined
         : localError(new GatewayError('overloaded', `plugin ${this.config.name} is unavailable`));
     }
@@ -217,65 +240,53 @@ export class WasmPluginFilter implements Filter {
       this.log(4, `trapped creating a context: ${(err as Error).message}`);
       return this.failResult();
     }
-    const b: Binding = { vm, stream, setKeys: undefined, responseEos: false };
-    this.bindings.set(ctx, b);
-    return b;
+    this.bindings.set(ctx, stream);
+    return stream;
   }
 
-  private alive(b: Binding): boolean {
-    return !b.stream.failed && b.vm.usable;
-  }
-
-  /** Runs one request-phase callback and turns its action into the hook's result. */
-  private run(b: Binding, call: () => number, apply: () => void): HookResult {
-    const s = b.stream;
-    const action = this.timed(b, call);
-    if (action === undefined) return this.failResult();
-    apply();
+  /**
+   * Runs one request-phase callback (`started` is when the phase began: creating the context counts
+   * towards the first one) and turns its action into the hook's result.
+   */
+  private callRequest(s: HttpStream, phase: RequestPhase, started: number): HookResult {
+    let action: number;
+    try {
+      action = phase === HEADERS ? s.vm.onRequestHeaders(s, false) : s.vm.onRequestBody(s, s.requestBodySize, true);
+    } catch (err) {
+      this.noteFailure(s, err);
+      return this.failResult();
+    }
+    if (!this.withinLimit(s, started)) return this.failResult();
+    this.applyRequest(s, phase);
     if (s.localReply) return s.localReply;
     if (action === Action.Continue || s.resumeRequested) {
       s.resumeRequested = false;
       return undefined;
     }
-    return this.waitForPlugin(b, apply);
+    return this.waitForPlugin(s, phase);
   }
 
-  /** Response phases cannot wait or answer within the filter contract: Pause counts as Continue. */
-  private runSync(b: Binding, call: () => number, apply: () => void): void {
-    const action = this.timed(b, call);
-    if (action === undefined) return;
-    apply();
+  private afterResponseCallback(s: HttpStream, action: number): void {
     if (action !== Action.Continue && !this.warnedResponsePause) {
       this.warnedResponsePause = true;
       this.log(3, 'paused a response phase; Sluice cannot hold responses, so it continues');
     }
-    if (b.stream.localReply) {
-      b.stream.localReply = undefined;
+    if (s.localReply) {
+      s.localReply = undefined;
       this.log(3, 'sent a local response after the upstream answered; ignored');
     }
   }
 
-  /** The callback's action, or undefined after a trap or a time overrun (the instance is replaced). */
-  private timed(b: Binding, call: () => number): number | undefined {
-    const t0 = performance.now();
-    let action: number;
-    try {
-      action = call();
-    } catch (err) {
-      this.noteFailure(b, err);
-      return undefined;
-    }
-    const ms = performance.now() - t0;
-    if (ms > this.config.limits.call_ms) {
-      this.runtime.stats.overruns++;
-      this.noteFailure(b, b.vm.abandon('limit', `callback ran ${ms.toFixed(1)} ms (limit ${this.config.limits.call_ms} ms)`));
-      return undefined;
-    }
-    return action;
+  /** False (and the instance is replaced) when the callbacks since `started` overran limits.call_ms. */
+  private withinLimit(s: HttpStream, started: number): boolean {
+    const ms = performance.now() - started;
+    if (ms <= this.callMs) return true;
+    this.runtime.stats.overruns++;
+    this.noteFailure(s, s.vm.abandon('limit', `callback ran ${ms.toFixed(1)} ms (limit ${this.callMs} ms)`));
+    return false;
   }
 
-  private waitForPlugin(b: Binding, apply: () => void): Promise<FilterResult> {
-    const s = b.stream;
+  private waitForPlugin(s: HttpStream, phase: RequestPhase): Promise<FilterResult> {
     const timer = setTimeout(() => {
       this.log(3, `kept a request paused longer than ${this.config.limits.pause_ms} ms`);
       s.failed = true;
@@ -284,23 +295,23 @@ export class WasmPluginFilter implements Filter {
 
     return s.wait().then((result) => {
       clearTimeout(timer);
-      if (s.failed || !b.vm.usable) {
-        if (!s.failed) this.noteFailure(b, b.vm.broken);
+      if (s.failed || !s.vm.usable) {
+        if (!s.failed) this.noteFailure(s, s.vm.broken);
         return this.failResult();
       }
-      apply();
+      this.applyRequest(s, phase);
       return s.localReply ?? result;
     });
   }
 
-  private noteFailure(b: Binding, err: unknown): void {
-    b.stream.failed = true;
+  private noteFailure(s: HttpStream, err: unknown): void {
+    s.failed = true;
     this.runtime.stats.failures++;
     this.log(4, err instanceof Error ? err.message : String(err));
   }
 
   private failResult(): FilterResult {
-    if (this.config.fail === 'open') return undefined;
+    if (this.failOpen) return undefined;
     return localError(new GatewayError('internal_error', `plugin ${this.config.name} failed`));
   }
 
@@ -310,8 +321,12 @@ export class WasmPluginFilter implements Filter {
 
   // ── writing the plugin's edits back ───────────────────────────────────────────────────────
 
-  private applyRequestHeaders(b: Binding): void {
-    const s = b.stream;
+  private applyRequest(s: HttpStream, phase: RequestPhase): void {
+    this.applyRequestHeaders(s);
+    if (phase === BODY) this.applyRequestBody(s);
+  }
+
+  private applyRequestHeaders(s: HttpStream): void {
     if (!s.requestHeadersChanged) return;
     const map = s.requestHeaders;
     s.appliedRequestHeaders = map.version;
@@ -319,31 +334,32 @@ export class WasmPluginFilter implements Filter {
     if (touched === undefined) return;
     const ctx = s.ctx;
     const edits = ctx.upstreamHeaderEdits;
-    const setKeys = (b.setKeys ??= new Set());
+    const setKeys = (s.setKeys ??= []);
     for (const k of touched) {
       if (k.charCodeAt(0) === 58 /* ':' */) continue;
       const v = map.joined(k);
+      const client = ctx.headers[k];
+      const mine = setKeys.indexOf(k);
       if (v === undefined) {
-        if (!(k in ctx.headers) && !setKeys.has(k)) continue;
-        delete edits.set[k];
-        setKeys.delete(k);
+        if (typeof client !== 'string' && mine < 0) continue;
+        if (edits.set[k] !== undefined) delete edits.set[k];
+        if (mine >= 0) setKeys.splice(mine, 1);
         if (!edits.remove.includes(k)) edits.remove.push(k);
-      } else if (v !== ctx.headers[k] || setKeys.has(k)) {
+      } else if (v !== client || mine >= 0) {
         edits.set[k] = v;
-        setKeys.add(k);
+        if (mine < 0) setKeys.push(k);
         const at = edits.remove.indexOf(k);
         if (at >= 0) edits.remove.splice(at, 1);
       }
     }
   }
 
-  private applyRequestBody(b: Binding): void {
-    const s = b.stream;
+  private applyRequestBody(s: HttpStream): void {
     if (!s.requestBodyEdited) return;
     s.requestBodyEdited = false;
     const parsed = parseObject(s.requestBody!);
     if (parsed === undefined) {
-      this.noteFailure(b, new Error('set a request body that is not a JSON object'));
+      this.noteFailure(s, new Error('set a request body that is not a JSON object'));
       const reply = this.failResult();
       if (reply) s.localReply = reply;
       return;
@@ -352,25 +368,29 @@ export class WasmPluginFilter implements Filter {
     s.ctx.bodyChanged = true;
   }
 
-  private applyResponseHeaders(b: Binding): void {
-    const s = b.stream;
+  private applyResponseHeaders(s: HttpStream): void {
     if (!s.responseHeadersChanged) return;
     const map = s.responseHeaders;
     s.appliedResponseHeaders = map.version;
     const touched = map.takeTouched();
     if (touched === undefined) return;
+    const values: (string | undefined)[] = [];
+    for (const k of touched) values.push(map.joined(k));
+    // The map reads through to the record, which is about to hold these edits.
+    map.settle();
     const target = s.ctx.responseHeaders;
-    for (const k of touched) {
+    for (let i = 0; i < touched.length; i++) {
+      const k = touched[i]!;
       if (k.charCodeAt(0) === 58 /* ':' */) continue;
-      const v = map.joined(k);
+      const v = values[i];
       if (v === undefined) delete target[k];
       else target[k] = v;
     }
   }
 
   /** Edits replace the event's fields in place: codecs encode the event after the filters ran. */
-  private applyResponseBody(b: Binding, target: Record<string, unknown>): void {
-    const parsed = parseObject(b.stream.responseBody!);
+  private applyResponseBody(s: HttpStream, target: Record<string, unknown>): void {
+    const parsed = parseObject(s.responseBody!);
     if (parsed === undefined) {
       this.log(3, 'set a response body that is not a JSON object; edit ignored');
       return;
@@ -378,6 +398,10 @@ export class WasmPluginFilter implements Filter {
     for (const k of Object.keys(target)) delete target[k];
     Object.assign(target, parsed);
   }
+}
+
+function alive(s: HttpStream): boolean {
+  return !s.failed && s.vm.usable;
 }
 
 function parseObject(bytes: Uint8Array): Record<string, unknown> | undefined {

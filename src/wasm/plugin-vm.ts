@@ -13,6 +13,7 @@ import { isLegacyAbi, type AbiVersion } from './abi-version.js';
 import { GuestMemory } from './guest-memory.js';
 import { HeaderMap } from './header-map.js';
 import { HttpStream } from './http-stream.js';
+import { StreamTable } from './stream-table.js';
 import { buildImports } from './imports/index.js';
 import type { PluginIdentity, PropertyGetter } from './properties.js';
 import type { HttpCallResponse, HttpCaller, MetricSink, SharedDataStore, SharedQueueStore } from './seams.js';
@@ -110,11 +111,10 @@ export class PluginVm {
   readonly rootContextId = ROOT_CONTEXT_ID;
   private readonly exports: GuestExports;
   private readonly legacy: boolean;
-  private nextContextId = ROOT_CONTEXT_ID + 1;
 
   /** The context the guest is running in: a stream, or undefined for the root context. */
   effective: HttpStream | undefined = undefined;
-  readonly streams = new Map<number, HttpStream>();
+  readonly streams = new StreamTable(ROOT_CONTEXT_ID + 1);
   /** Buffers that exist only during one callback (configuration, an HTTP call's body). */
   readonly callbackBuffers = new Map<number, Uint8Array>();
   callResponse: CallResponseView | undefined = undefined;
@@ -209,10 +209,10 @@ export class PluginVm {
       this.stopBackground();
       // Requests paused on this instance cannot be resumed by it any more: release them now, the
       // filter sees `failed` and applies the fail policy.
-      for (const s of this.streams.values()) {
+      this.streams.forEach((s) => {
         s.failed = true;
         s.resume(undefined);
-      }
+      });
     }
     return trap;
   }
@@ -247,9 +247,8 @@ export class PluginVm {
   // ── HTTP contexts ─────────────────────────────────────────────────────────────────────────
 
   createStream(ctx: RequestContext): HttpStream {
-    const stream = new HttpStream(this.nextContextId++, ctx);
-    if (this.nextContextId > 0x7fffffff) this.nextContextId = ROOT_CONTEXT_ID + 1;
-    this.streams.set(stream.id, stream);
+    const stream = new HttpStream(this.streams.freeId(), ctx, this);
+    this.streams.add(stream);
     const create = this.exports.proxy_on_context_create;
     if (create) this.call(stream, 'proxy_on_context_create', create, stream.id, ROOT_CONTEXT_ID);
     return stream;
@@ -305,7 +304,7 @@ export class PluginVm {
 
   private deleteStream(stream: HttpStream): void {
     stream.deleted = true;
-    this.streams.delete(stream.id);
+    this.streams.delete(stream);
     const ex = this.exports;
     try {
       if (ex.proxy_on_log) this.call(stream, 'proxy_on_log', ex.proxy_on_log, stream.id);
@@ -317,7 +316,7 @@ export class PluginVm {
   /** Drops a stream without calling the guest (its instance broke, or the VM is being replaced). */
   forgetStream(stream: HttpStream): void {
     stream.deleted = true;
-    this.streams.delete(stream.id);
+    this.streams.delete(stream);
   }
 
   // ── root-context services ─────────────────────────────────────────────────────────────────
@@ -442,7 +441,7 @@ export class PluginVm {
 
   /** For proxy_set_effective_context. */
   contextExists(id: number): boolean {
-    return id === ROOT_CONTEXT_ID || this.streams.has(id);
+    return id === ROOT_CONTEXT_ID || this.streams.get(id) !== undefined;
   }
 
   /** Bytes currently used by the instance's memory. */

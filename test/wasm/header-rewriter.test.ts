@@ -43,6 +43,31 @@ describe('header-rewriter plugin (ABI 0.2.1)', () => {
     assert.equal(ctx.responseHeaders[':status'], undefined, ':status is not written back as a header');
   });
 
+  it('keeps hundreds of requests in flight apart (more than the context slots of host and SDK)', async () => {
+    const f = await plugin('header-rewriter', { config });
+    const ctxs = Array.from({ length: 700 }, (_, i) => chatContext({ headers: { 'x-old-name': `v${i}` } }));
+    for (const ctx of ctxs) assert.equal(await f.onRequestHeaders!(ctx), undefined);
+    // Finish them out of order: every other one first, then the rest backwards.
+    const order = [...ctxs.filter((_, i) => i % 2 === 0), ...ctxs.filter((_, i) => i % 2 === 1).reverse()];
+    for (const ctx of order) {
+      await f.onRequestBody!(ctx);
+      finishResponse(f, ctx);
+    }
+    ctxs.forEach((ctx, i) => {
+      assert.equal(ctx.upstreamHeaderEdits.set['x-new-name'], `v${i}`);
+      assert.equal(ctx.responseHeaders['x-served-by'], 'sluice');
+    });
+    assert.equal(f.runtime.current!.streams.size, 0, 'no context left behind');
+    assert.equal(f.stats.failures, 0);
+    // And the contexts the SDK kept are handed out again without mixing requests up.
+    for (let i = 0; i < 3; i++) {
+      const ctx = chatContext({ headers: { 'x-old-name': `again${i}` } });
+      await runRequest(f, ctx);
+      finishResponse(f, ctx);
+      assert.equal(ctx.upstreamHeaderEdits.set['x-new-name'], `again${i}`);
+    }
+  });
+
   it('rejects a configuration that is not JSON (proxy_on_configure returns false)', async () => {
     await assert.rejects(plugin('header-rewriter', { config: 'not json' }), /rejected its configuration/);
   });

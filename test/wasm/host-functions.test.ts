@@ -3,9 +3,11 @@ import { describe, it } from 'node:test';
 
 import { capModuleMemory } from '../../src/wasm/memory-cap.js';
 import { HeaderMap, parseHeaderPairs, serializeHeaderPairs } from '../../src/wasm/header-map.js';
+import type { HttpStream } from '../../src/wasm/http-stream.js';
+import { StreamTable } from '../../src/wasm/stream-table.js';
 import { createWasmPluginFilter, PluginSchema } from '../../src/wasm/index.js';
 import { Wasm } from '../../src/wasm/wasm-api.js';
-import { assemble, chatContext, moduleFile, recordingDeps, runRequest } from './helpers.js';
+import { assemble, chatContext, finishResponse, moduleFile, recordingDeps, runRequest } from './helpers.js';
 
 describe('header map serialization', () => {
   it('matches the spec example and round-trips UTF-8', () => {
@@ -25,13 +27,152 @@ describe('header map serialization', () => {
   });
 
   it('keeps repeats, replaces the first, removes all', () => {
-    const m = new HeaderMap([['A', '1'] as [string, string]].map(([k, v]) => [k.toLowerCase(), v] as [string, string]));
-    m.add('A', '2');
+    const m = new HeaderMap([['a', '1']]);
+    m.add('a', '2');
     assert.equal(m.toRecord()['a'], '1, 2');
     m.replace('a', '3');
     assert.deepEqual(m.pairs, [['a', '3']]);
-    m.remove('A');
+    m.remove('a');
     assert.equal(m.size, 0);
+  });
+
+  // The same edits through a view over a record and through a map built from the same pairs must
+  // read the same at every step and end with the same pairs, in the same order.
+  it('a view over a record behaves exactly like the built map', () => {
+    const ctx = chatContext();
+    const pseudo = (): [string, string][] => [[':method', 'POST'], [':path', '/v1/x']];
+    const record = { host: 'h', accept: 'a', 'x-rep': 'r1' };
+    const steps: [string, string, string][] = [
+      ['add', 'x-rep', 'r2'],
+      ['replace', 'accept', 'b'],
+      ['remove', 'host', ''],
+      ['remove', 'nothing-here', ''],
+      ['remove', 'constructor', ''],
+      ['add', 'x-new', 'n1'],
+      ['replace', 'x-rep', 'only'],
+      ['add', 'host', 'again'],
+      ['replace', ':path', '/v1/y'],
+      ['add', 'x-new', 'n2'],
+    ];
+    const view = HeaderMap.over(record, pseudo, ctx);
+    const built = new HeaderMap([...pseudo(), ...Object.entries(record)]);
+    const names = ['host', 'accept', 'x-rep', 'x-new', ':path', ':method', 'constructor', '__proto__', 'nothing-here'];
+    for (const [op, k, v] of steps) {
+      for (const m of [view, built]) {
+        if (op === 'add') m.add(k, v);
+        else if (op === 'replace') m.replace(k, v);
+        else m.remove(k);
+      }
+      for (const n of names) {
+        assert.equal(view.get(n), built.get(n), `get(${n}) after ${op} ${k}`);
+        assert.equal(view.joined(n), built.joined(n), `joined(${n}) after ${op} ${k}`);
+      }
+      assert.equal(view.version, built.version, `version after ${op} ${k}`);
+    }
+    assert.deepEqual(view.takeTouched(), built.takeTouched());
+    assert.equal(view.size, built.size);
+    assert.deepEqual(view.pairs, built.pairs);
+    assert.deepEqual(record, { host: 'h', accept: 'a', 'x-rep': 'r1' }, 'the record itself is never written');
+  });
+
+  it('a view counts without building, and settles onto a record that took its edits', () => {
+    const ctx = chatContext();
+    const record: Record<string, string> = { a: '1', b: '2' };
+    const view = HeaderMap.over(record, () => [[':status', '200']], ctx);
+    assert.equal(view.size, 3);
+    view.replace('a', 'x');
+    view.remove('b');
+    // What the host's write-back does: settle(), then the record takes the edits.
+    view.settle();
+    record['a'] = 'x';
+    delete record['b'];
+    record['c'] = 'added later by another filter';
+    assert.equal(view.get('a'), 'x');
+    assert.equal(view.get('b'), undefined);
+    assert.equal(view.get('c'), 'added later by another filter', 'a settled view reads the record as it is now');
+    // An added repeat cannot live in a one-value record: the view keeps its own pairs instead.
+    view.add('a', 'y');
+    view.settle();
+    record['a'] = 'x, y';
+    assert.deepEqual(view.pairs, [[':status', '200'], ['a', 'x'], ['c', 'added later by another filter'], ['a', 'y']]);
+  });
+});
+
+describe('context ids', () => {
+  const stream = (id: number) => ({ id }) as unknown as HttpStream;
+
+  it('hands out ids whose slot is free, finds and forgets them, and grows with the requests in flight', () => {
+    const table = new StreamTable(2);
+    const live = new Map<number, HttpStream>();
+    for (let i = 0; i < 1000; i++) {
+      const s = stream(table.freeId());
+      assert.ok(s.id >= 2 && !live.has(s.id), 'a fresh id, never the root context\'s');
+      table.add(s);
+      live.set(s.id, s);
+      // Keep every third one in flight, so the table must grow and skip taken slots.
+      if (i % 3 !== 0) {
+        table.delete(s);
+        live.delete(s.id);
+      }
+    }
+    assert.equal(table.size, live.size);
+    for (const [id, s] of live) assert.equal(table.get(id), s);
+    assert.equal(table.get(999_999), undefined);
+    const seen: HttpStream[] = [];
+    table.forEach((s) => seen.push(s));
+    assert.equal(seen.length, live.size);
+  });
+});
+
+describe('header names and values from the guest', () => {
+  // Adds five request headers, each a case for the host's checks, then reports each call's status as
+  // a digit in `x-status` (in call order).
+  const wat = `(module
+    (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+    (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 16) "X-Upper-Case")    ;; 12 bytes: lower-cased
+    (data (i32.const 32) "x-bad name")      ;; 10: not a token
+    (data (i32.const 48) "x-crlf")          ;; 6
+    (data (i32.const 64) "a\\0d\\0ab")   ;; 4: CR LF inside
+    (data (i32.const 80) "x-utf8")          ;; 6
+    (data (i32.const 96) "v\\c3\\a4rde")      ;; 6: UTF-8
+    (data (i32.const 112) "HOST")           ;; 4: read back through a capitalised name
+    (data (i32.const 128) "x-status")       ;; 8
+    (data (i32.const 144) "x-host")         ;; 6
+    (data (i32.const 160) "0123456789")
+    (global $heap (mut i32) (i32.const 1024))
+    (func (export "proxy_abi_version_0_2_1"))
+    (func (export "proxy_on_memory_allocate") (param $n i32) (result i32)
+      (local $p i32) (local.set $p (global.get $heap))
+      (global.set $heap (i32.add (global.get $heap) (local.get $n))) (local.get $p))
+    (func $digit (param $st i32) (param $at i32)
+      (i32.store8 (i32.add (i32.const 200) (local.get $at)) (i32.add (i32.const 48) (local.get $st))))
+    (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+      (call $digit (call $add (i32.const 0) (i32.const 16) (i32.const 12) (i32.const 96) (i32.const 6)) (i32.const 0))
+      (call $digit (call $add (i32.const 0) (i32.const 32) (i32.const 10) (i32.const 96) (i32.const 6)) (i32.const 1))
+      (call $digit (call $add (i32.const 0) (i32.const 48) (i32.const 6) (i32.const 64) (i32.const 4)) (i32.const 2))
+      (call $digit (call $add (i32.const 0) (i32.const 80) (i32.const 6) (i32.const 96) (i32.const 6)) (i32.const 3))
+      (call $digit (call $add (i32.const 0) (i32.const 80) (i32.const 6) (i32.const 96) (i32.const 100000)) (i32.const 4))
+      (drop (call $add (i32.const 0) (i32.const 128) (i32.const 8) (i32.const 200) (i32.const 5)))
+      (if (i32.eqz (call $get (i32.const 0) (i32.const 112) (i32.const 4) (i32.const 0) (i32.const 4)))
+        (then (drop (call $add (i32.const 0) (i32.const 144) (i32.const 6) (i32.load (i32.const 0)) (i32.load (i32.const 4))))))
+      (i32.const 0)))`;
+
+  it('lower-cases names, refuses non-tokens and CR/LF, keeps UTF-8 values, and checks bounds', async () => {
+    const f = await createWasmPluginFilter({ name: 'fields', path: await moduleFile(wat, 'fields.wasm') }, recordingDeps());
+    for (let i = 0; i < 3; i++) {
+      // Several requests: the second and third find the names among the recently decoded ones.
+      const ctx = chatContext();
+      await runRequest(f, ctx);
+      const set = ctx.upstreamHeaderEdits.set;
+      assert.equal(set['x-status'], '02206', 'ok, bad argument, bad argument, ok, invalid memory access');
+      assert.equal(set['x-upper-case'], 'värde');
+      assert.equal(set['x-utf8'], 'värde');
+      assert.equal(set['x-host'], 'gateway.test');
+      assert.equal(Object.keys(set).some((k) => k !== k.toLowerCase()), false);
+      finishResponse(f, ctx);
+    }
   });
 });
 

@@ -79,6 +79,20 @@ describe('traps, limits and the fail policy', () => {
     f.onDone?.(ctx);
   });
 
+  it('time per call covers the end of a request too: an overrun in on_log replaces the instance', async () => {
+    const f = await plugin('abi-probe', { limits: { call_ms: 5 } });
+    const first = f.runtime.current!;
+    const ctx = chatContext({ headers: { 'x-probe': 'spin-log:30' } });
+    assert.equal(await runRequest(f, ctx), undefined);
+    finishResponse(f, ctx);
+    assert.equal(f.stats.overruns, 1);
+    assert.equal(first.usable, false);
+    const next = chatContext();
+    assert.equal(await runRequest(f, next), undefined);
+    assert.notEqual(f.runtime.current, first, 'the next request runs on a new instance');
+    finishResponse(f, next);
+  });
+
   it('a request paused with nothing to resume it ends after limits.pause_ms (fail open continues)', async () => {
     const f = await plugin('abi-probe', { limits: { pause_ms: 20 }, fail: 'open' });
     const ctx = chatContext({ headers: { 'x-probe': 'pause' } });

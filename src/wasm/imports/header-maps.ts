@@ -33,9 +33,6 @@ function mapFor(vm: PluginVm, mapType: number): HeaderMap | 'none' | undefined {
   }
 }
 
-const HEADER_NAME = /^:?[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const UNSAFE_VALUE = /[\r\n\0]/;
-
 // Made once: these run several times per request, and a closure per call is garbage per call.
 type Edit = (map: HeaderMap, key: string, value: string) => void;
 const ADD: Edit = (m, k, v) => m.add(k, v);
@@ -78,8 +75,10 @@ export function headerMapImports(vm: PluginVm): HostFunctions {
       const map = mapFor(vm, mapType);
       if (map === undefined) return Status.BadArgument;
       if (map === 'none') return Status.NotFound;
-      const key = mem.string(kPtr, kLen);
+      let key = mem.fieldName(kPtr, kLen);
       if (key === undefined) return Status.InvalidMemoryAccess;
+      // Not a token: only a whole-map replace can have put such a name in.
+      if (key === null) key = mem.string(kPtr, kLen)!.toLowerCase();
       const value = map.get(key);
       if (value === undefined) return Status.NotFound;
       return mem.returnString(value, retData, retSize);
@@ -108,12 +107,12 @@ function edit(
   const map = mapFor(vm, mapType);
   if (map === undefined || !writable(mapType)) return Status.BadArgument;
   if (map === 'none') return Status.NotFound;
-  const key = vm.mem.string(kPtr, kLen);
-  const value = vm.mem.string(vPtr, vLen);
+  const key = vm.mem.fieldName(kPtr, kLen);
+  const value = vm.mem.fieldValue(vPtr, vLen);
   if (key === undefined || value === undefined) return Status.InvalidMemoryAccess;
   // A name must be an HTTP token (or a pseudo-header); CR/LF/NUL in a value would let a plugin
   // smuggle a second header line upstream.
-  if (!HEADER_NAME.test(key) || UNSAFE_VALUE.test(value)) return Status.BadArgument;
+  if (key === null || value === null) return Status.BadArgument;
   apply(map, key, value);
   return Status.Ok;
 }
