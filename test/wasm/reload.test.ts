@@ -3,6 +3,8 @@ import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -12,6 +14,12 @@ import { ModuleCache } from '../../src/wasm/module-loader.js';
 import { chatContext, finishResponse, pluginPath, recordingDeps, runRequest } from './helpers.js';
 
 const parse = (list: PluginConfigInput[]) => list.map((p) => PluginSchema.parse(p));
+
+/** A full collection on demand, without starting the test runner with --expose-gc. */
+function collectGarbage(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
 
 describe('hot reload through WasmPluginManager', () => {
   it('keeps an unchanged plugin running, replaces a changed one, retires a removed one; in-flight requests finish', async () => {
@@ -80,6 +88,34 @@ describe('hot reload through WasmPluginManager', () => {
     answer!();
     assert.equal(await pending, undefined, 'continued, not failed');
     assert.equal(ctx.upstreamHeaderEdits.set['x-consumer'], 'late-team');
+    manager.close();
+  });
+
+  it('nothing keeps a retired plugin: its instance, memory and filter are collectable once its requests are done', async () => {
+    const gc = collectGarbage();
+    const manager = new WasmPluginManager(recordingDeps());
+    const refs: WeakRef<object>[] = [];
+    // Plugin, no plugin, plugin …: what a config toggled through the admin API does.
+    for (let i = 0; i < 6; i++) {
+      const set = await manager.prepare(parse(i % 2 === 0 ? [{ name: 'meter', path: pluginPath('usage-meter'), config: { tick_ms: 5 } }] : []));
+      manager.activate(set);
+      const f = set.get('meter');
+      if (f === undefined) continue;
+      const ctx = chatContext();
+      await runRequest(f, ctx);
+      finishResponse(f, ctx);
+      refs.push(new WeakRef(f), new WeakRef(f.runtime), new WeakRef(f.runtime.current!), new WeakRef(f.runtime.current!.mem));
+    }
+    manager.activate(await manager.prepare([]));
+    for (let i = 0; i < 5 && refs.some((r) => r.deref() !== undefined); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      gc();
+    }
+    assert.deepEqual(
+      refs.map((r) => r.deref()?.constructor.name).filter((n) => n !== undefined),
+      [],
+      'filters, runtimes, instances and memories of retired plugins are all collected',
+    );
     manager.close();
   });
 
