@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "shm",
-      "sources": ["native/shm.cc"],
+      "sources": ["native/shm.cc", "native/limit-windows.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
         "NAPI_VERSION=8",

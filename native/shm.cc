@@ -6,7 +6,7 @@
 // src/shm/ where they can be read and tested next to their users. Keeping this file small keeps the
 // part that can crash the process small too.
 //
-// Four functions:
+// Four functions for segments (and, from limit-windows.cc, the limiter's window charges):
 //   create(name, bytes) -> ArrayBuffer   new segment, zero-filled, fails if the name exists
 //   open(name)          -> ArrayBuffer   existing segment, size taken from the segment itself
 //   unlink(name)        -> boolean       false when the name did not exist
@@ -29,6 +29,9 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+// limit-windows.cc: the limiter's window charges, in the same binary.
+void InitLimitWindows(napi_env env, napi_value exports);
 
 namespace {
 
@@ -263,6 +266,7 @@ Napi::Value List(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InitLimitWindows(env, exports);
   exports.Set("create", Napi::Function::New(env, Create, "create"));
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("unlink", Napi::Function::New(env, Unlink, "unlink"));

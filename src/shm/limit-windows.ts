@@ -20,11 +20,14 @@
  * newer value. Epochs only grow per window: a process whose clock is slightly behind charges into
  * the head's epoch instead of moving it back.
  *
- * Reads of the ring are plain loads after an Atomics load of the head (an acquire: later loads are
- * not moved before it by V8 or the CPU), and need no re-check: the only concurrent ring writes are
- * refunds (a lower count: at worst a conservative refusal) and copies of the head's current bucket,
- * which are ignored. Plain loads matter here: Atomics.load on an ArrayBuffer costs ~10 ns in V8 11,
- * a plain load ~1 ns, and a window has up to 61 words.
+ * Reads of the ring need no re-check after the Atomics load of the head: the only concurrent ring
+ * writes are refunds (a lower count: at worst a conservative refusal) and copies of the head's current
+ * bucket, which are ignored.
+ *
+ * Charges and refunds run in the addon (native/limit-windows.cc), the same algorithm on 64-bit
+ * words: in JavaScript a 64-bit CAS goes through BigInt64Array, and every BigInt it reads or builds
+ * is garbage (about 225 bytes per charge, five per limited request, measured). Reads for admin and
+ * Retry-After stay here.
  *
  * A refund goes to the bucket the charge went to, if that bucket is still in the window (head or
  * ring); a charge that has already left the window needs no refund. Counts are signed, so a top-up
@@ -37,6 +40,7 @@
 
 import { endianness } from 'node:os';
 
+import { nativeWindows, type NativeWindows, type NativeWindowsHandle } from './segment.js';
 import { FIELD_BYTES, type Layout, LIMIT_RECORD_BYTES, LIMIT_RING_SLOTS, LIMIT_WINDOW_FIELDS, limitKeyCapacity } from './layout.js';
 
 if (endianness() !== 'LE') {
@@ -89,25 +93,39 @@ export interface WindowBucket {
 
 export class LimitWindows {
   readonly capacity: number;
-  /** Usage of the window before the last tryCharge / usage call, from this process's view. */
-  lastUsed = 0;
-  /** Epoch the last tryCharge / usage call counted at (the head's, when it was ahead of ours). */
-  lastEpoch = 0;
 
   private readonly w64: BigInt64Array;
   private readonly w32: Int32Array;
-  /** Conversions between a BigInt word and its halves without allocating more than the BigInt. */
   private readonly s64 = new BigInt64Array(1);
   private readonly s32 = new Int32Array(this.s64.buffer);
   /** What the last decode() found (fields rather than a tuple: no allocation per call). */
   private decodedEpoch = 0;
   private decodedCount = 0;
+  /** The addon writes the usage it saw and the epoch it counted at here: [lastUsed, lastEpoch]. */
+  private readonly seen = new Float64Array(2);
+  private readonly handle: NativeWindowsHandle;
+  private readonly charge: NativeWindows['windowsCharge'];
+  private readonly give: NativeWindows['windowsRefund'];
 
   constructor(buffer: ArrayBuffer, layout: Layout) {
     this.capacity = limitKeyCapacity(layout.params);
     const region = layout.regions.limitWindows;
     this.w64 = new BigInt64Array(buffer, region.offset, region.bytes / FIELD_BYTES.i64);
     this.w32 = new Int32Array(buffer, region.offset, region.bytes / FIELD_BYTES.i32);
+    const native = nativeWindows();
+    this.handle = native.windowsAttach(buffer, region.offset, region.bytes, this.seen);
+    this.charge = native.windowsCharge;
+    this.give = native.windowsRefund;
+  }
+
+  /** Usage of the window before the last tryCharge / usage call, from this process's view. */
+  get lastUsed(): number {
+    return this.seen[0]!;
+  }
+
+  /** Epoch the last tryCharge / usage call counted at (the head's, when it was ahead of ours). */
+  get lastEpoch(): number {
+    return this.seen[1]!;
   }
 
   private head(slot: number, metric: WindowMetric): number {
@@ -121,39 +139,6 @@ export class LimitWindows {
     if (!(buckets >= 1 && buckets <= LIMIT_RING_SLOTS && (buckets | 0) === buckets)) {
       throw new RangeError(`a window spans 1..${LIMIT_RING_SLOTS} buckets, got ${buckets}`);
     }
-  }
-
-  /** Packs (epoch, count) through the scratch halves and returns the 64-bit word. */
-  private encode(packing: WindowPacking, epoch: number, count: number): bigint {
-    const biased = count + packing.bias;
-    if (!(biased >= 0 && biased < packing.range)) {
-      throw new RangeError(`limiter count ${count} outside the ${packing.countBits}-bit window range`);
-    }
-    const high = Math.floor(biased / TWO_32);
-    this.s32[0] = biased - high * TWO_32;
-    this.s32[1] = epoch * (packing.highMask + 1) + high;
-    return this.s64[0]!;
-  }
-
-  /**
-   * Sum of ring counts with an epoch in (oldest, below): the window's older buckets, leaving out any
-   * copy of the head's own bucket (epoch ≥ below). Epochs are ≥ 1, so an empty word (epoch 0) is
-   * outside any window once `oldest` is clamped at 0, and a bucket outside the window costs one load.
-   */
-  private ringSum(head: number, buckets: number, packing: WindowPacking, oldest: number, below: number): number {
-    const highBits = packing.highBits;
-    const highMask = packing.highMask;
-    const bias = packing.bias;
-    const w32 = this.w32;
-    const after = oldest > 0 ? oldest : 0;
-    let sum = 0;
-    let index = (head + 1) * 2;
-    for (let j = 0; j < buckets; j++, index += 2) {
-      const hi = w32[index + 1]! >>> 0;
-      const epoch = hi >>> highBits;
-      if (epoch > after && epoch < below) sum += (hi & highMask) * TWO_32 + (w32[index]! >>> 0) - bias;
-    }
-    return sum;
   }
 
   /**
@@ -175,43 +160,7 @@ export class LimitWindows {
   ): number {
     const head = this.head(slot, metric);
     LimitWindows.checkBuckets(buckets);
-    const highBits = packing.highBits;
-    const highMask = packing.highMask;
-    const bias = packing.bias;
-    const w64 = this.w64;
-    const s32 = this.s32;
-    for (;;) {
-      const word = Atomics.load(w64, head);
-      this.s64[0] = word;
-      const lo = s32[0]! >>> 0;
-      const hi = s32[1]! >>> 0;
-      const empty = lo === 0 && hi === 0;
-      const headEpoch = empty ? 0 : hi >>> highBits;
-      const headCount = empty ? 0 : (hi & highMask) * TWO_32 + lo - bias;
-      const at = headEpoch > epoch ? headEpoch : epoch;
-      const oldest = at - buckets;
-      let used = headEpoch > oldest ? headCount : 0;
-      if (buckets > 1) used += this.ringSum(head, buckets, packing, oldest, headEpoch);
-      this.lastUsed = used;
-      this.lastEpoch = at;
-      // A charge of 0 still needs the window not to be full: a request that reserves no tokens is
-      // refused once the tokens are used up, like any other.
-      if (cost >= 0 && used + (cost > 0 ? cost : 1) > limit) return -1;
-      if (cost === 0) return at;
-
-      if (headEpoch === at && !empty) {
-        if (Atomics.compareExchange(w64, head, word, this.encode(packing, at, headCount + cost)) === word) return at;
-        continue;
-      }
-      // The head holds an older bucket. Still inside the window and not empty: keep it in the ring
-      // before the head moves on (see the top of the file).
-      if (buckets > 1 && !empty && headEpoch > oldest && headCount !== 0) {
-        const ring = head + 1 + (headEpoch % buckets);
-        const previous = Atomics.load(w64, ring);
-        if (previous !== word && Atomics.compareExchange(w64, ring, previous, word) !== previous) continue;
-      }
-      if (Atomics.compareExchange(w64, head, word, this.encode(packing, at, cost)) === word) return at;
-    }
+    return this.charge(this.handle, head, packing.highBits, buckets, epoch, cost, limit);
   }
 
   /** The window's usage at `epoch` (sets lastUsed and lastEpoch too). Writes nothing. */
@@ -236,26 +185,7 @@ export class LimitWindows {
     if (amount === 0) return false;
     const head = this.head(slot, metric);
     LimitWindows.checkBuckets(buckets);
-    const w64 = this.w64;
-    for (;;) {
-      const word = Atomics.load(w64, head);
-      this.decode(packing, word);
-      const headEpoch = this.decodedEpoch;
-      const headCount = this.decodedCount;
-      if (headEpoch === charged) {
-        if (Atomics.compareExchange(w64, head, word, this.encode(packing, charged, headCount - amount)) === word) return true;
-        continue;
-      }
-      // Behind the charge: the window was reset since. Ahead: the bucket is in the ring, or gone.
-      if (headEpoch < charged || buckets === 1) return false;
-      const at = headEpoch > epoch ? headEpoch : epoch;
-      if (charged <= at - buckets) return false;
-      const ring = head + 1 + (charged % buckets);
-      const previous = Atomics.load(w64, ring);
-      this.decode(packing, previous);
-      if (this.decodedEpoch !== charged) return false;
-      if (Atomics.compareExchange(w64, ring, previous, this.encode(packing, charged, this.decodedCount - amount)) === previous) return true;
-    }
+    return this.give(this.handle, head, packing.highBits, buckets, epoch, charged, amount) === 1;
   }
 
   /** Sets decodedEpoch and decodedCount from a packed word (0 = empty: epoch 0, count 0). */

@@ -16,7 +16,16 @@ interface NativeShm {
   open(name: string): ArrayBuffer;
   unlink(name: string): boolean;
   list(prefix: string): string[];
+  windowsAttach(buffer: ArrayBuffer, byteOffset: number, byteLength: number, out: Float64Array): NativeWindowsHandle;
+  windowsCharge(handle: NativeWindowsHandle, head: number, highBits: number, buckets: number, epoch: number, cost: number, limit: number): number;
+  windowsRefund(handle: NativeWindowsHandle, head: number, highBits: number, buckets: number, epoch: number, charged: number, amount: number): number;
 }
+
+/** An opaque handle from windowsAttach (a Node-API External). */
+export type NativeWindowsHandle = { readonly __nativeWindows: unique symbol };
+
+/** The limiter's window charges (native/limit-windows.cc); see limit-windows.ts. */
+export type NativeWindows = Pick<NativeShm, 'windowsAttach' | 'windowsCharge' | 'windowsRefund'>;
 
 /** Every Sluice segment name starts with this (after the leading slash POSIX requires). */
 export const SEGMENT_PREFIX = '/sluice-';
@@ -36,7 +45,10 @@ function isNativeShm(value: unknown): value is NativeShm {
     typeof v.create === 'function' &&
     typeof v.open === 'function' &&
     typeof v.unlink === 'function' &&
-    typeof v.list === 'function'
+    typeof v.list === 'function' &&
+    typeof v.windowsAttach === 'function' &&
+    typeof v.windowsCharge === 'function' &&
+    typeof v.windowsRefund === 'function'
   );
 }
 
@@ -56,10 +68,15 @@ function addon(): NativeShm {
   }
   const loaded: unknown = createRequire(import.meta.url)(path);
   if (!isNativeShm(loaded)) {
-    throw new Error(`${path} is not Sluice's shared-memory addon (create/open/unlink/list missing); rebuild it with \`npm run build:native\``);
+    throw new Error(`${path} is not Sluice's shared-memory addon, or an older build of it (create/open/unlink/list/windows* missing); rebuild it with \`npm run build:native\``);
   }
   native = loaded;
   return native;
+}
+
+/** The addon's window functions (loaded on first use, like the rest). */
+export function nativeWindows(): NativeWindows {
+  return addon();
 }
 
 /** Creates a new zero-filled segment of `bytes` bytes. Throws (code EEXIST) when the name is taken. */

@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 
+import { nativeWindows } from '../../src/shm/segment.js';
 import {
   CACHE_LINE_BYTES,
   computeLayout,
@@ -164,6 +165,32 @@ describe('native segment', () => {
     await expectCleanExit(child);
     assert.ok(before >= 40, `50 opens made ${before} mappings`);
     assert.equal(remaining, 0, 'every collected buffer was unmapped');
+  });
+});
+
+describe('native window charges', () => {
+  it('refuse a handle that is not theirs, a misaligned region and a window outside it', () => {
+    const native = nativeWindows();
+    const buffer = new ArrayBuffer(8 * 64);
+    const out = new Float64Array(2);
+    assert.throws(() => native.windowsAttach(buffer, 4, 64, out), RangeError, 'misaligned');
+    assert.throws(() => native.windowsAttach(buffer, 0, 8 * 65, out), RangeError, 'past the buffer');
+    assert.throws(() => native.windowsAttach(buffer, 0, 64, new Float64Array(1)), TypeError, 'out too short');
+    const handle = native.windowsAttach(buffer, 64, 8 * 8, out); // 8 words: a head and a ring of up to 7
+    assert.equal(native.windowsCharge(handle, 0, 0, 7, 5, 3, 10), 5);
+    assert.deepEqual([...out], [0, 5], 'usage seen before the charge, and its epoch');
+    assert.equal(native.windowsCharge(handle, 0, 0, 7, 5, 8, 10), -1, 'over the limit');
+    assert.deepEqual([...out], [3, 5]);
+    assert.equal(native.windowsRefund(handle, 0, 0, 7, 5, 5, 2), 1);
+    assert.equal(native.windowsCharge(handle, 0, 0, 7, 5, 0, 10), 5);
+    assert.equal(out[0], 1);
+    assert.equal(new BigInt64Array(buffer)[0], 0n, 'the region starts at byteOffset');
+    assert.throws(() => native.windowsCharge(handle, 1, 0, 7, 5, 1, 10), RangeError, 'ring past the region');
+    assert.throws(() => native.windowsCharge(handle, -1, 0, 1, 5, 1, 10), RangeError, 'negative head');
+    assert.throws(() => native.windowsCharge(handle, 0, 11, 1, 5, 1, 10), RangeError, 'unknown packing');
+    assert.throws(() => native.windowsCharge(handle, 0, 0, 1, 5, 2 ** 40, Infinity), RangeError, 'count beyond 32 bits');
+    assert.throws(() => native.windowsCharge({} as never, 0, 0, 1, 5, 1, 10), TypeError, 'not a handle');
+    assert.throws(() => (native.windowsCharge as (...a: unknown[]) => number)(handle, 0, 0), TypeError, 'missing arguments');
   });
 });
 
