@@ -47,9 +47,35 @@ export function keyHint(key: string): string {
 export function presentedKey(headers: Readonly<Record<string, string>>): string | undefined {
   const auth = headers.authorization;
   if (auth !== undefined) {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-    if (m) return m[1];
+    const token = bearerToken(auth);
+    if (token !== undefined) return token;
   }
   const key = headers['x-api-key']?.trim();
   return key ? key : undefined;
+}
+
+/** What /^Bearer\s+(\S+)\s*$/i would capture, without the match array (this runs per request). */
+function bearerToken(auth: string): string | undefined {
+  const n = auth.length;
+  if (n < 8) return undefined;
+  // 'bearer' in any case: OR 0x20 lower-cases ASCII letters and leaves no other character equal.
+  for (let i = 0; i < 6; i++) if ((auth.charCodeAt(i) | 0x20) !== BEARER.charCodeAt(i)) return undefined;
+  if (!isSpace(auth.charCodeAt(6))) return undefined;
+  let start = 7;
+  while (start < n && isSpace(auth.charCodeAt(start))) start++;
+  let end = start;
+  while (end < n && !isSpace(auth.charCodeAt(end))) end++;
+  if (end === start) return undefined;
+  for (let i = end; i < n; i++) if (!isSpace(auth.charCodeAt(i))) return undefined;
+  return auth.slice(start, end);
+}
+
+const BEARER = 'bearer';
+
+/** JavaScript's \s. */
+function isSpace(c: number): boolean {
+  if (c < 0x80) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+  return (
+    c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff
+  );
 }
