@@ -54,6 +54,11 @@ export class RequestContext {
   rateLimited: string | undefined = undefined;
   /** What the limits filter holds for this request between admission and its end (limits-filter.ts). */
   limitHold: object | undefined = undefined;
+  /**
+   * The Wasm plugins' HTTP contexts of this request, one per plugin filter (src/wasm/plugin-filter.ts).
+   * A short list scanned by owner: a WeakMap per filter cost an ephemeron per request and plugin.
+   */
+  pluginStreams: { readonly owner: object | undefined }[] | undefined = undefined;
   attempts = 0;
   /** HTTP status sent to the client, once sent. */
   status = 0;

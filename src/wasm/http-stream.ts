@@ -70,6 +70,8 @@ export class HttpStream {
   /** proxy_on_done returned false: on_log/on_delete wait for proxy_done. */
   awaitingDone = false;
   deleted = false;
+  /** The filter this stream belongs to: a request's streams are found by it (RequestContext.pluginStreams). */
+  owner: object | undefined = undefined;
 
   constructor(
     readonly id: number,

@@ -55,7 +55,6 @@ export class WasmPluginFilter implements Filter {
   onDone?: (ctx: RequestContext) => void;
 
   private readonly config: PluginConfig;
-  private readonly bindings = new WeakMap<RequestContext, HttpStream>();
   /** Undefined when the plugin sees every request. */
   private readonly inScope: ((ctx: RequestContext) => boolean) | undefined;
   /** Model/route scope can only be decided after the body is parsed. */
@@ -120,7 +119,7 @@ export class WasmPluginFilter implements Filter {
   }
 
   private requestBody(ctx: RequestContext): HookResult {
-    let s = this.bindings.get(ctx);
+    let s = this.streamOf(ctx);
     if (s === undefined) {
       if (!this.deferHeaders || !this.inScope!(ctx)) return undefined;
       const started = performance.now();
@@ -146,7 +145,7 @@ export class WasmPluginFilter implements Filter {
   }
 
   private responseHeaders(ctx: RequestContext): void {
-    const s = this.bindings.get(ctx);
+    const s = this.streamOf(ctx);
     // Already delivered before the first event when non-streamed answers run events first.
     if (s === undefined || !alive(s) || s.responseHeadersDelivered) return;
     this.deliverResponseHeaders(s);
@@ -169,7 +168,7 @@ export class WasmPluginFilter implements Filter {
   }
 
   private responseEvent(ctx: RequestContext, ev: ResponseEvent): void {
-    const s = this.bindings.get(ctx);
+    const s = this.streamOf(ctx);
     if (s === undefined || !alive(s)) return;
     if (!s.responseHeadersDelivered && this.callResponseHeaders) this.deliverResponseHeaders(s);
     if (!alive(s)) return;
@@ -192,9 +191,10 @@ export class WasmPluginFilter implements Filter {
   }
 
   private done(ctx: RequestContext): void {
-    const s = this.bindings.get(ctx);
+    const s = this.streamOf(ctx);
     if (s === undefined) return;
-    this.bindings.delete(ctx);
+    const streams = ctx.pluginStreams!;
+    streams.splice(streams.indexOf(s), 1);
     const vm = s.vm;
     // The exchange ended while the plugin held the request (client gone): release the waiting hook
     // so nothing stays pending; the server checks ctx.aborted before going on.
@@ -240,8 +240,18 @@ export class WasmPluginFilter implements Filter {
       this.log(4, `trapped creating a context: ${(err as Error).message}`);
       return this.failResult();
     }
-    this.bindings.set(ctx, stream);
+    stream.owner = this;
+    if (ctx.pluginStreams === undefined) ctx.pluginStreams = [stream];
+    else ctx.pluginStreams.push(stream);
     return stream;
+  }
+
+  /** This filter's stream for the request, if it made one. */
+  private streamOf(ctx: RequestContext): HttpStream | undefined {
+    const streams = ctx.pluginStreams;
+    if (streams === undefined) return undefined;
+    for (let i = 0; i < streams.length; i++) if (streams[i]!.owner === this) return streams[i] as HttpStream;
+    return undefined;
   }
 
   /**
