@@ -43,7 +43,7 @@ struct Packing {
   double range;
   uint64_t countMask;
 
-  explicit Packing(int highBits)
+  explicit Packing(int highBits = 0)
       : countBits(32 + highBits),
         bias(std::ldexp(1.0, 31 + highBits)),
         range(std::ldexp(1.0, 32 + highBits)),
@@ -79,9 +79,21 @@ bool Encode(napi_env env, const Packing& packing, double epoch, double count, ui
   return true;
 }
 
-// Reads the seven arguments shared by charge and refund and checks the window lies in the region.
-bool Args(napi_env env, napi_callback_info info, Windows** windows, int64_t* head, int* highBits, int64_t* buckets,
-          double* rest) {
+// One call of charge or refund: the window it names, checked to lie in the attached region, and the
+// three numbers that follow (epoch, then cost and limit, or charged and amount).
+struct Call {
+  Windows* windows;
+  int64_t* head;
+  Packing packing;
+  int64_t buckets;
+  double epoch;
+  double a;
+  double b;
+};
+
+// Reads the seven arguments shared by charge and refund; false with an exception pending when they
+// are not a handle and six numbers or name a window outside the region.
+bool ReadCall(napi_env env, napi_callback_info info, Call* call) {
   size_t argc = 7;
   napi_value argv[7];
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 7) {
@@ -107,13 +119,13 @@ bool Args(napi_env env, napi_callback_info info, Windows** windows, int64_t* hea
     napi_throw_range_error(env, nullptr, "limit windows: head, packing, buckets or epoch out of range");
     return false;
   }
-  *windows = w;
-  *head = static_cast<int64_t>(values[0]);
-  *highBits = static_cast<int>(values[1]);
-  *buckets = static_cast<int64_t>(values[2]);
-  rest[0] = values[3];
-  rest[1] = values[4];
-  rest[2] = values[5];
+  call->windows = w;
+  call->head = w->words + static_cast<int64_t>(values[0]);
+  call->packing = Packing(static_cast<int>(values[1]));
+  call->buckets = static_cast<int64_t>(values[2]);
+  call->epoch = values[3];
+  call->a = values[4];
+  call->b = values[5];
   return true;
 }
 
@@ -179,17 +191,15 @@ double RingSum(const int64_t* ring, int64_t buckets, const Packing& packing, dou
 }
 
 napi_value Charge(napi_env env, napi_callback_info info) {
-  Windows* w;
-  int64_t head;
-  int highBits;
-  int64_t buckets;
-  double rest[3];
-  if (!Args(env, info, &w, &head, &highBits, &buckets, rest)) return nullptr;
-  const double epoch = rest[0];
-  const double cost = rest[1];
-  const double limit = rest[2];
-  const Packing packing(highBits);
-  int64_t* headWord = w->words + head;
+  Call call;
+  if (!ReadCall(env, info, &call)) return nullptr;
+  Windows* w = call.windows;
+  const Packing& packing = call.packing;
+  const int64_t buckets = call.buckets;
+  const double epoch = call.epoch;
+  const double cost = call.a;
+  const double limit = call.b;
+  int64_t* headWord = call.head;
   for (;;) {
     const uint64_t word = Load(headWord);
     const bool empty = word == 0;
@@ -223,18 +233,15 @@ napi_value Charge(napi_env env, napi_callback_info info) {
 }
 
 napi_value Refund(napi_env env, napi_callback_info info) {
-  Windows* w;
-  int64_t head;
-  int highBits;
-  int64_t buckets;
-  double rest[3];
-  if (!Args(env, info, &w, &head, &highBits, &buckets, rest)) return nullptr;
-  const double epoch = rest[0];
-  const double charged = rest[1];
-  const double amount = rest[2];
+  Call call;
+  if (!ReadCall(env, info, &call)) return nullptr;
+  const Packing& packing = call.packing;
+  const int64_t buckets = call.buckets;
+  const double epoch = call.epoch;
+  const double charged = call.a;
+  const double amount = call.b;
   if (amount == 0) return Number(env, 0);
-  const Packing packing(highBits);
-  int64_t* headWord = w->words + head;
+  int64_t* headWord = call.head;
   for (;;) {
     const uint64_t word = Load(headWord);
     const double headEpoch = word == 0 ? 0 : packing.Epoch(word);

@@ -60,17 +60,15 @@ export interface WindowPacking {
   readonly highMask: number;
   /** 2^(countBits−1), added to a count before it is stored. */
   readonly bias: number;
-  /** 2^countBits: stored (biased) counts are below it. */
-  readonly range: number;
 }
 
 /**
- * Constants precomputed per packing: a `2 ** x` with a variable exponent made the 60-word ring scan
- * twenty times slower in V8 11 (measured), so nothing on the charge path computes a power.
+ * Constants precomputed per packing, for decode() (charges and refunds take `highBits` to the addon,
+ * which derives the rest): a `2 ** x` with a variable exponent is slow in V8 11.
  */
 function packing(countBits: 32 | 42): WindowPacking {
   const highBits = countBits - 32;
-  return { countBits, highBits, highMask: (1 << highBits) - 1, bias: Math.pow(2, countBits - 1), range: Math.pow(2, countBits) };
+  return { countBits, highBits, highMask: (1 << highBits) - 1, bias: Math.pow(2, countBits - 1) };
 }
 export const RATE_PACKING: WindowPacking = packing(32);
 export const QUOTA_PACKING: WindowPacking = packing(42);
