@@ -9,7 +9,8 @@
  *   PROFILE_WORKLOAD='stream c=10' node bench/profile-gateway.mjs
  *
  * Environment: PROFILE_WORKLOAD (a workload id of the gateway bench, default "chat c=50"),
- * PROFILE_DURATION (s, default 10), PROFILE_TOP (rows, default 25), PROFILE_DIR (default: a temp dir;
+ * PROFILE_DURATION (s, default 10), PROFILE_TOP (rows, default 25), PROFILE_INTERVAL (sampling interval in µs,
+ * default 1000; smaller resolves µs-sized differences between two configs), PROFILE_DIR (default: a temp dir;
  * the .cpuprofile is kept there for Chrome DevTools), PROFILE_CONFIG (a YAML file whose top-level
  * sections are appended to the one-provider config, e.g. `plugins:` or `consumers:`, to profile them),
  * PROFILE_API_KEY (sent as `Authorization: Bearer KEY`, for a config with consumers).
@@ -30,6 +31,7 @@ import { runWorker } from './lib/worker-run.mjs';
 const [workload] = selectWorkloads([process.env.PROFILE_WORKLOAD || 'chat c=50']);
 const DURATION_S = envNumber('PROFILE_DURATION', 10, 1);
 const TOP = Math.round(envNumber('PROFILE_TOP', 25, 1));
+const INTERVAL_US = Math.round(envNumber('PROFILE_INTERVAL', 1000, 10));
 
 async function main() {
   installCleanup();
@@ -41,7 +43,7 @@ async function main() {
   const gw = await startSluice({
     configPath: join(dir, 'sluice.yaml'),
     configYaml: upstreamConfigYaml(`${mock.origin}/v1`) + (process.env.PROFILE_CONFIG ? readFileSync(process.env.PROFILE_CONFIG, 'utf8') : ''),
-    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-interval=${INTERVAL_US}`],
   });
   console.log(`profiling sluice pid ${gw.proc.pid} under "${workload.id}" for ${DURATION_S} s (+1 s warm-up) ...`);
 

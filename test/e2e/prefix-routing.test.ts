@@ -106,7 +106,9 @@ describe('prefix balancer', () => {
     const gw = await prefixGateway(replicas);
     const users = 9;
     const turns = 4;
-    const histories = Array.from({ length: users }, () => [{ role: 'system', content: 'You are a patient assistant.' }] as { role: string; content: string }[]);
+    // Distinct from the first block on: new conversations share nothing cached, so they spread by
+    // load and cache pressure (a shared system prompt would rightly pull them to one replica).
+    const histories = Array.from({ length: users }, (_, user) => [{ role: 'system', content: `Assistant ${user}: be patient.` }] as { role: string; content: string }[]);
     const lastPrompt = new Array<number>(users).fill(0);
     const uncached: number[] = [];
     for (let turn = 0; turn < turns; turn++) {
